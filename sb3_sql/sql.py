@@ -1,0 +1,321 @@
+"""Soft Q-Learning (SQL) for Stable-Baselines3.
+
+Source: T. Haarnoja, H. Tang, P. Abbeel, S. Levine, "Reinforcement Learning with Deep
+Energy-Based Policies", ICML 2017 (arXiv:1702.08165), and its reference code
+(haarnoja/softqlearning). Equation numbers are the paper's.
+"""
+
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import maybe_make_env
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
+from torch.nn import functional as F
+
+from sb3_sql.kernels import adaptive_isotropic_gaussian_kernel
+from sb3_sql.policies import MlpPolicy, SamplerNetwork, SVGDPolicy
+from sb3_sql.soft_value import importance_sampled_soft_value
+from sb3_sql.svgd import SATURATION_THRESHOLD, post_tanh_log_correction, squash_log_jacobian, stein_direction
+
+SelfSQL = TypeVar("SelfSQL", bound="SQL")
+
+ParticleSpace = Literal["pre_tanh", "post_tanh"]
+PARTICLE_SPACES = ("pre_tanh", "post_tanh")
+
+
+class SQL(OffPolicyAlgorithm):
+    """
+    Soft Q-Learning (SQL) with an amortized SVGD sampler, for bounded continuous actions.
+
+    The soft Q-function defines the energy-based policy ``pi(a|s) ~ exp(Q(s, a) / alpha)``; a
+    sampling network ``a = tanh(f(s, xi))``, ``xi ~ N(0, I)``, is trained by amortized Stein
+    variational gradient descent to draw from it, and the soft value of the next state is
+    estimated by importance sampling with a uniform proposal.
+    Paper: https://arxiv.org/abs/1702.08165
+
+    :param policy: the policy model to use (``"MlpPolicy"`` or an ``SVGDPolicy`` subclass).
+    :param env: the environment to learn from (if registered in Gymnasium, can be a str).
+        Its action space must be a ``gymnasium.spaces.Box`` with finite bounds.
+    :param learning_rate: Adam learning rate of the soft Q-function and of the sampler
+        (reference 3e-4); it can be a function of the current progress remaining (from 1 to 0).
+    :param buffer_size: size of the replay buffer.
+    :param learning_starts: how many steps to collect (with uniformly random actions, as in SB3)
+        before learning starts (reference 1000).
+    :param batch_size: minibatch size for each gradient update (reference 128).
+    :param tau: the target update coefficient; 1.0 (default) is the reference's hard copy,
+        ``tau=0.005`` with ``target_update_interval=1`` is Polyak averaging as in SAC.
+    :param gamma: the discount factor.
+    :param train_freq: update the model every ``train_freq`` steps, or ``(n, "step")`` /
+        ``(n, "episode")``.
+    :param gradient_steps: gradient steps after each rollout; ``-1`` means as many as
+        environment steps were collected.
+    :param action_noise: optional extra action noise (None by default; the sampler explores).
+    :param replay_buffer_class: replay buffer class to use (for instance ``HerReplayBuffer``).
+    :param replay_buffer_kwargs: keyword arguments for the replay buffer.
+    :param optimize_memory_usage: enable the memory efficient variant of the replay buffer.
+    :param n_steps: n-step returns (SB3's ``NStepReplayBuffer``) when larger than 1.
+    :param ent_coef: the temperature ``alpha`` (a positive float) of the maximum-entropy
+        objective, in reward units. The reference code keeps ``alpha = 1`` and multiplies
+        rewards by ``reward_scale``: that is ``ent_coef = 1 / reward_scale`` (Q measured in
+        reward units here, in scaled units there). ``"auto"`` is refused: the sampler's
+        entropy is not tractable for continuous actions.
+    :param target_update_interval: update the target network every ``target_update_interval``
+        gradient steps (counted over the whole training, reference 1000).
+    :param value_n_particles: ``M``, uniform actions drawn per gradient step to estimate the
+        soft value of the next state (Eq. 10; reference 16).
+    :param kernel_n_particles: ``K``, sampler particles per state for the Stein direction
+        (Eq. 13; reference 16, at least 2).
+    :param kernel_update_ratio: share of the ``K`` particles that are updated; the others are
+        fixed and carry the kernel (reference 0.5).
+    :param particle_space: where the SVGD particles live: ``"pre_tanh"`` (default, exact: the
+        squashed samples follow ``exp(Q / alpha)``) or ``"post_tanh"`` (the reference code's
+        action-space particles, biased towards the centre of the box).
+    :param stats_window_size: window size for the rollout logging.
+    :param tensorboard_log: the log location for tensorboard (if None, no logging).
+    :param policy_kwargs: additional arguments for the policy (``net_arch``, ``n_critics``, ...).
+    :param verbose: 0 no output, 1 info, 2 debug.
+    :param seed: seed for the pseudo random generators.
+    :param device: device (cpu, cuda, ...) on which the code should be run.
+    :param _init_setup_model: whether or not to build the network at the creation of the instance.
+    :raises ValueError: for an action space other than a bounded ``Box``, ``ent_coef <= 0`` or
+        ``"auto"``, ``value_n_particles < 1``, ``kernel_n_particles < 2``, a ``kernel_update_ratio``
+        that leaves no fixed or no updated particle, or an unknown ``particle_space``.
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy: SVGDPolicy
+    actor: SamplerNetwork
+    critic: ContinuousCritic
+    critic_target: ContinuousCritic
+
+    def __init__(
+        self,
+        policy: str | type[SVGDPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        buffer_size: int = 1_000_000,
+        learning_starts: int = 1000,
+        batch_size: int = 128,
+        tau: float = 1.0,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        ent_coef: float = 0.1,
+        target_update_interval: int = 1000,
+        value_n_particles: int = 16,
+        kernel_n_particles: int = 16,
+        kernel_update_ratio: float = 0.5,
+        particle_space: ParticleSpace = "pre_tanh",
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ):
+        env = maybe_make_env(env, verbose)
+        if env is not None:
+            self._check_action_space(env.action_space)
+        super().__init__(
+            policy,
+            env,
+            learning_rate,
+            buffer_size,
+            learning_starts,
+            batch_size,
+            tau,
+            gamma,
+            train_freq,
+            gradient_steps,
+            action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            # Checked above, with a ValueError that says what is supported.
+            supported_action_spaces=None,
+            support_multi_env=True,
+            sde_support=False,
+        )
+        self.ent_coef = ent_coef
+        self.target_update_interval = target_update_interval
+        self.value_n_particles = value_n_particles
+        self.kernel_n_particles = kernel_n_particles
+        self.kernel_update_ratio = kernel_update_ratio
+        self.particle_space = particle_space
+
+        if _init_setup_model:
+            self._setup_model()
+
+    @staticmethod
+    def _check_action_space(space: spaces.Space) -> None:
+        """Refuse action spaces other than a ``Box`` with finite bounds (ValueError)."""
+        if not isinstance(space, spaces.Box):
+            raise ValueError(
+                f"SQL does not support the action space {space}: supported is a gymnasium.spaces.Box "
+                "with finite bounds (continuous actions)."
+            )
+        if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+            raise ValueError(
+                f"SQL needs a bounded action space, got {space} with infinite bounds: the sampler "
+                "squashes actions into [low, high]; give the Box finite low and high."
+            )
+
+    def _check_arguments(self) -> None:
+        """Refuse hyperparameters SQL cannot learn with (ValueError), before any network or buffer is built."""
+        if isinstance(self.ent_coef, str):
+            raise ValueError(
+                f"ent_coef={self.ent_coef!r} is not supported for continuous actions (the sampler's "
+                "entropy is not tractable): pass the temperature as a positive float, "
+                "e.g. ent_coef=0.1 (= 1 / reward_scale of the reference code)."
+            )
+        if not (np.isfinite(self.ent_coef) and self.ent_coef > 0):
+            raise ValueError(f"ent_coef (the temperature alpha) must be a positive finite float, got {self.ent_coef}")
+        if self.value_n_particles < 1:
+            raise ValueError(f"value_n_particles (M) must be at least 1, got {self.value_n_particles}")
+        if self.kernel_n_particles < 2:
+            raise ValueError(
+                f"kernel_n_particles (K) must be at least 2 (one fixed and one updated particle), got {self.kernel_n_particles}"
+            )
+        n_updated = int(self.kernel_n_particles * self.kernel_update_ratio)
+        if not 1 <= n_updated < self.kernel_n_particles:
+            raise ValueError(
+                f"kernel_update_ratio={self.kernel_update_ratio} with kernel_n_particles={self.kernel_n_particles} "
+                f"leaves {n_updated} updated and {self.kernel_n_particles - n_updated} fixed particles; "
+                "both must be at least 1 (the reference uses 0.5)."
+            )
+        if self.particle_space not in PARTICLE_SPACES:
+            raise ValueError(f"particle_space must be one of {PARTICLE_SPACES}, got {self.particle_space!r}")
+        if self.target_update_interval < 1:
+            raise ValueError(f"target_update_interval must be at least 1, got {self.target_update_interval}")
+
+    def _setup_model(self) -> None:
+        self._check_arguments()
+        super()._setup_model()
+        self._create_aliases()
+        self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
+        self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
+
+    def _create_aliases(self) -> None:
+        self.actor = self.policy.actor
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+
+    def train(self, gradient_steps: int, batch_size: int = 128) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+
+        alpha = float(self.ent_coef)
+        action_dim = self.actor.action_dim
+        n_fixed = self.kernel_n_particles - int(self.kernel_n_particles * self.kernel_update_ratio)
+        stats: dict[str, list[th.Tensor]] = {
+            key: [] for key in ("critic_loss", "actor_loss", "q_value", "soft_value", "kernel_bandwidth", "saturated_fraction")
+        }
+
+        for gradient_step in range(gradient_steps):
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+
+            with th.no_grad():
+                # Soft value of the next state, importance sampled with a uniform proposal (Eq. 10);
+                # one set of M actions [M, D] for the whole minibatch.
+                value_actions = 2.0 * th.rand(self.value_n_particles, action_dim, device=self.device) - 1.0
+                next_q_values = self.policy.particle_q_values(self.critic_target, replay_data.next_observations, value_actions)
+                next_soft_value = importance_sampled_soft_value(next_q_values, alpha, action_dim).unsqueeze(-1)  # [batch, 1]
+                # Soft Bellman target (Eq. 11); `dones` is true termination only.
+                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_value
+
+            current_q_values = self.critic(replay_data.observations, replay_data.actions)
+            critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
+            assert isinstance(critic_loss, th.Tensor)
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            # Sampler particles [batch, K, D]: the first K - int(K * ratio) are fixed, the rest updated.
+            pre_tanh = self.actor.pre_tanh_particles(replay_data.observations, self.kernel_n_particles)
+            fixed, updated = pre_tanh[:, :n_fixed].detach(), pre_tanh[:, n_fixed:]
+            if self.particle_space == "pre_tanh":
+                # log p(u) = Q(s, tanh u) / alpha + sum_d log(1 - tanh^2 u_d)
+                fixed.requires_grad_(True)
+                fixed_q = self.policy.particle_q_values(self.critic, replay_data.observations, th.tanh(fixed))
+                log_p = fixed_q / alpha + squash_log_jacobian(fixed)
+                fixed_particles, updated_particles = fixed, updated
+            else:
+                # Reference code: particles are actions, log p(a) = Q(s, a) / alpha + sum_d log(1 - a_d^2 + eps)
+                fixed_actions = th.tanh(fixed).requires_grad_(True)
+                fixed_q = self.policy.particle_q_values(self.critic, replay_data.observations, fixed_actions)
+                log_p = fixed_q / alpha + post_tanh_log_correction(fixed_actions)
+                fixed_particles, updated_particles = fixed_actions, th.tanh(updated)
+            (grad_log_p,) = th.autograd.grad(log_p.sum(), fixed_particles)  # [batch, Kx, D], critic untouched
+
+            # Stein variational direction with the adaptive RBF kernel (Eq. 13).
+            kernel = adaptive_isotropic_gaussian_kernel(fixed_particles.detach(), updated_particles.detach())
+            direction = stein_direction(kernel, grad_log_p)  # [batch, Ky, D]
+            # The sampler follows the direction through the chain rule (Eq. 14): a sum, not a mean.
+            actor_loss = -(updated_particles * direction).sum()
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor.optimizer.step()
+
+            # Target update: a hard copy every target_update_interval steps by default.
+            if (self._n_updates + gradient_step + 1) % self.target_update_interval == 0:
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+
+            stats["critic_loss"].append(critic_loss.detach())
+            stats["actor_loss"].append(actor_loss.detach())
+            stats["q_value"].append(current_q_values[0].detach().mean())
+            stats["soft_value"].append(next_soft_value.mean())
+            stats["kernel_bandwidth"].append(kernel.bandwidth.mean())
+            stats["saturated_fraction"].append((pre_tanh.detach().tanh().abs() > SATURATION_THRESHOLD).float().mean())
+
+        self._n_updates += gradient_steps
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", alpha)
+        for key, values in stats.items():
+            self.logger.record(f"train/{key}", th.stack(values).mean().item())
+
+    def learn(
+        self: SelfSQL,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "SQL",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfSQL:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "actor", "critic", "critic_target"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        return ["policy", "actor.optimizer", "critic.optimizer"], []

@@ -1,0 +1,51 @@
+import math
+
+import pytest
+import torch as th
+
+from sb3_sql.kernels import MIN_BANDWIDTH, adaptive_isotropic_gaussian_kernel
+
+
+def test_closed_form_case():
+    # ALGORITHM.md section 4: Kx=2, Ky=1, D=1, x=(0,0), y=1.
+    kernel = adaptive_isotropic_gaussian_kernel(th.zeros(2, 1), th.ones(1, 1))
+    assert kernel.bandwidth.item() == pytest.approx(1 / math.log(2))
+    assert kernel.values.squeeze().tolist() == pytest.approx([0.5, 0.5])
+    assert kernel.grad_x.squeeze().tolist() == pytest.approx([math.log(2), math.log(2)])
+
+
+def test_gradient_matches_autograd():
+    th.manual_seed(0)
+    xs = th.randn(3, 5, 4, dtype=th.float64, requires_grad=True)
+    ys = th.randn(3, 6, 4, dtype=th.float64)
+    kernel = adaptive_isotropic_gaussian_kernel(xs, ys)
+    assert kernel.values.shape == (3, 5, 6)
+    assert kernel.grad_x.shape == (3, 5, 6, 4)
+    assert kernel.bandwidth.shape == (3,)
+    # kappa_ji depends on x_j only, so the gradient of sum_j kappa_ji w.r.t. x_j is grad_{x_j} kappa_ji.
+    for i in range(ys.shape[1]):
+        (expected,) = th.autograd.grad(kernel.values[..., i].sum(), xs, retain_graph=True)
+        th.testing.assert_close(kernel.grad_x[..., i, :], expected)
+
+
+def test_bandwidth_uses_lower_median():
+    # Distances squared 1, 4, 9, 16: lower median 4; the mean of the middle two would be 6.5.
+    ys = th.tensor([[1.0]])
+    xs = th.tensor([[0.0], [-1.0], [-2.0], [-3.0]])
+    kernel = adaptive_isotropic_gaussian_kernel(xs, ys)
+    assert kernel.bandwidth.item() == pytest.approx(4 / math.log(4))
+
+
+def test_bandwidth_carries_no_gradient_and_has_a_floor():
+    xs = th.zeros(1, 4, 2, requires_grad=True)
+    kernel = adaptive_isotropic_gaussian_kernel(xs, th.zeros(1, 2, 2))
+    assert kernel.bandwidth.item() == pytest.approx(MIN_BANDWIDTH)
+    assert not kernel.bandwidth.requires_grad
+    assert th.all(kernel.values == 1.0)
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(ValueError, match="at least 2 fixed particles"):
+        adaptive_isotropic_gaussian_kernel(th.zeros(1, 3), th.zeros(2, 3))
+    with pytest.raises(ValueError, match="do not match"):
+        adaptive_isotropic_gaussian_kernel(th.zeros(4, 3), th.zeros(2, 2))
