@@ -12,6 +12,9 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_sql import SQL
 
+# The shipped Pendulum-v1 hyperparameters (hyperparams/sql.yml): Polyak target updates as in SAC.
+PENDULUM_KWARGS = dict(ent_coef=0.03, learning_rate=1e-3, tau=0.005, target_update_interval=1)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -21,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)  # fastest for these small networks on a CPU
 
-    model = SQL("MlpPolicy", "Pendulum-v1", seed=args.seed)  # the defaults are the shipped Pendulum-v1 settings
+    model = SQL("MlpPolicy", "Pendulum-v1", seed=args.seed, **PENDULUM_KWARGS)
     eval_env = gym.make("Pendulum-v1")
     eval_env.reset(seed=args.seed + 1000)
     before, _ = evaluate_policy(model, eval_env, n_eval_episodes=10)
