@@ -221,6 +221,12 @@ class SQL(OffPolicyAlgorithm):
         self.critic_target = self.policy.critic_target
 
     def train(self, gradient_steps: int, batch_size: int = 128) -> None:
+        """Run ``gradient_steps`` SQL updates on minibatches of ``batch_size`` transitions.
+
+        Each step, in the paper's order: the soft value of the next states (Eq. 10), the soft
+        Bellman target and the critic step (Eq. 11), the Stein direction of the sampler's particles
+        (Eq. 13), the sampler step (Eq. 14), then the target update.
+        """
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
 
