@@ -226,3 +226,13 @@ def test_load_refuses_invalid_override(tmp_path):
         with pytest.raises(ValueError, match=message):
             SQL.load(tmp_path / "sql", **override)
     assert (tmp_path / "sql.zip").read_bytes() == saved
+
+
+def test_same_seed_same_result_on_cpu():
+    first, second, other_seed = small_model(), small_model(), small_model(seed=1)
+    for model in (first, second, other_seed):
+        model.learn(250)
+    for key, value in first.policy.state_dict().items():
+        assert th.equal(value, second.policy.state_dict()[key]), key
+    np.testing.assert_array_equal(first.replay_buffer.actions, second.replay_buffer.actions)
+    assert not same(parameters(first.actor), parameters(other_seed.actor))
