@@ -229,9 +229,8 @@ def test_load_refuses_invalid_override(tmp_path):
 
 
 def test_same_seed_same_result_on_cpu():
-    first, second, other_seed = small_model(), small_model(), small_model(seed=1)
-    for model in (first, second, other_seed):
-        model.learn(250)
+    # The seed sets the process-wide generators (SB3): build each model right before it learns.
+    first, second, other_seed = (small_model(seed=seed).learn(250) for seed in (0, 0, 1))
     for key, value in first.policy.state_dict().items():
         assert th.equal(value, second.policy.state_dict()[key]), key
     np.testing.assert_array_equal(first.replay_buffer.actions, second.replay_buffer.actions)
