@@ -82,8 +82,9 @@ class ResumableCheckpointCallback(CheckpointCallback):
     environment begins an episode, ``save_freq`` or more calls to ``env.step()`` after the
     previous one (at ``2 * save_freq`` calls at the latest), and the environments are reset there
     with a fresh seed (see the module docstring): a run with this callback is reproducible, but
-    differs from the same run without it. The schedule counts from the model's ``num_timesteps`` when ``learn`` starts, so a resumed
-    run checkpoints (and resets) at the same steps as the uninterrupted run.
+    differs from the same run without it. The schedule counts from the model's ``num_timesteps``
+    when ``learn`` starts, so a resumed run checkpoints (and resets) at the same steps as the
+    uninterrupted run.
 
     :param save_freq: the least number of calls to ``env.step()`` between two checkpoints.
     :param save_path: the folder the checkpoints are written to (created if needed).

@@ -66,7 +66,8 @@ def train(env, save_path, total_steps=TOTAL_STEPS, interrupt_at=None):
 
 def resume(save_path, env, total_steps=TOTAL_STEPS):
     model = load_checkpoint(str(save_path), env)
-    model.learn(total_steps - model.num_timesteps, callback=ResumableCheckpointCallback(SAVE_FREQ, str(save_path)), reset_num_timesteps=False)
+    callback = ResumableCheckpointCallback(SAVE_FREQ, str(save_path))
+    model.learn(total_steps - model.num_timesteps, callback=callback, reset_num_timesteps=False)
     return model
 
 
@@ -125,7 +126,8 @@ def test_plain_load_is_not_exact(uninterrupted):
     model, save_path = uninterrupted
     plain = SQL.load(save_path / "rl_model_400_steps.zip", env=gym.make("Pendulum-v1"))
     plain.load_replay_buffer(save_path / "rl_model_replay_buffer_400_steps.pkl")
-    plain.learn(TOTAL_STEPS - 400, callback=ResumableCheckpointCallback(SAVE_FREQ, str(save_path / "plain")), reset_num_timesteps=False)
+    callback = ResumableCheckpointCallback(SAVE_FREQ, str(save_path / "plain"))
+    plain.learn(TOTAL_STEPS - 400, callback=callback, reset_num_timesteps=False)
     assert plain._n_updates == model._n_updates
     assert not all(th.equal(a, b) for a, b in zip(plain.actor.parameters(), model.actor.parameters(), strict=True))
 
@@ -133,7 +135,8 @@ def test_plain_load_is_not_exact(uninterrupted):
 def test_incomplete_checkpoints_are_skipped(uninterrupted, tmp_path):
     _, save_path = uninterrupted
     shutil.copytree(save_path, tmp_path / "run")
-    (tmp_path / "run" / "rl_model_resume_state_600_steps.pkl").rename(tmp_path / "run" / "rl_model_resume_state_600_steps.pkl.tmp")
+    newest = tmp_path / "run" / "rl_model_resume_state_600_steps.pkl"
+    newest.rename(newest.with_suffix(".pkl.tmp"))  # as left by a save killed before os.replace
     assert latest_checkpoint(str(tmp_path / "run")) == 400
     with pytest.raises(FileNotFoundError, match="No complete checkpoint other_resume_state_"):
         latest_checkpoint(str(tmp_path / "run"), name_prefix="other")

@@ -52,7 +52,9 @@ def test_converges_to_the_integral():
     st.floats(-3, 3),
     st.integers(0, 2**31 - 1),
 )
-def test_soft_value_is_bounded_by_mean_and_max_and_exact_for_constant_q(batch, n_particles, action_dim, level, log_alpha, seed):
+def test_soft_value_is_bounded_by_mean_and_max_and_exact_for_constant_q(
+    batch, n_particles, action_dim, level, log_alpha, seed
+):
     alpha = 10.0**log_alpha
     generator = th.Generator().manual_seed(seed)
     q_values = level + 10.0 * th.randn(batch, n_particles, dtype=th.float64, generator=generator)

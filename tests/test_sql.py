@@ -171,9 +171,9 @@ def inverted_box():
     [
         ("CartPole-v1", r"does not support the action space Discrete\(2\).*Box"),
         (InfiniteBoxEnv(), "bounded action space.*infinite bounds"),
-        (InfiniteBoxEnv(spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([1.0, np.inf], np.float32))), "infinite bounds"),
+        (InfiniteBoxEnv(spaces.Box(np.float32([-1, 0]), np.float32([1, np.inf]))), "infinite bounds"),
         (InfiniteBoxEnv(inverted_box()), r"low < high in every dimension.*low=\[ 2. -1.\], high=\[1. 1.\]"),
-        (InfiniteBoxEnv(spaces.Box(np.zeros(2, np.float32), np.array([0.0, 1.0], np.float32))), r"low < high .*high=\[0. 1.\]"),
+        (InfiniteBoxEnv(spaces.Box(np.float32([0, 0]), np.float32([0, 1]))), r"low < high .*high=\[0. 1.\]"),
         (InfiniteBoxEnv(spaces.MultiBinary(2)), "does not support the action space MultiBinary"),
     ],
 )

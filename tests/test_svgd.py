@@ -101,5 +101,6 @@ def test_stein_direction_is_finite_shaped_linear_and_permutation_equivariant(par
     th.testing.assert_close(stein_direction(kernel, factor * grad_log_p) - repulsion, factor * (direction - repulsion))
     # Reordering the fixed particles (with their scores) changes nothing; reordering the updated ones reorders phi.
     fixed_order, updated_order = th.randperm(xs.shape[1], generator=generator), th.randperm(ys.shape[1], generator=generator)
-    permuted = stein_direction(adaptive_isotropic_gaussian_kernel(xs[:, fixed_order], ys[:, updated_order]), grad_log_p[:, fixed_order])
+    permuted_kernel = adaptive_isotropic_gaussian_kernel(xs[:, fixed_order], ys[:, updated_order])
+    permuted = stein_direction(permuted_kernel, grad_log_p[:, fixed_order])
     th.testing.assert_close(permuted, direction[:, updated_order])
