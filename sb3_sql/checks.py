@@ -42,7 +42,8 @@ def check_finite_update(
     :raises FloatingPointError: if the loss or a gradient is not finite.
     """
     gradients = [parameter.grad for parameter in parameters if parameter.grad is not None]
-    if _is_finite(loss) and all(_is_finite(gradient) for gradient in gradients):
+    finite_gradients = th.isfinite(th.cat([gradient.flatten() for gradient in gradients])).all()
+    if bool(th.isfinite(loss) & finite_gradients):  # one device synchronisation per call
         return
     what = f"the {name} loss is {loss.item()}" if not _is_finite(loss) else f"the {name} gradients are not finite"
     if not _is_finite(replay_data.rewards):

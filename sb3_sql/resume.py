@@ -86,6 +86,8 @@ class ResumableCheckpointCallback(CheckpointCallback):
     when ``learn`` starts, so a resumed run checkpoints (and resets) at the same steps as the
     uninterrupted run.
 
+    The reset at a checkpoint needs SB3's ``Monitor`` to allow early resets (its default).
+
     :param save_freq: the least number of calls to ``env.step()`` between two checkpoints.
     :param save_path: the folder the checkpoints are written to (created if needed).
     :param name_prefix: the common prefix of the checkpoint files.
