@@ -76,15 +76,15 @@ def check_model_archive(path: str | pathlib.Path) -> None:
     SB3 itself answers a truncated archive with a bare ``AssertionError``; this names the file and
     the problem. File-like objects are left to SB3.
 
-    :param path: the path given to ``load`` (``".zip"`` is appended when the path has no suffix
-        and does not exist, as in SB3).
+    :param path: the path given to ``load`` (``".zip"`` is appended when the path does not
+        exist, as in SB3).
     :raises FileNotFoundError: if neither the path nor the path with ``".zip"`` exists.
     :raises ValueError: if the file is not a zip archive, is truncated or corrupted (a member fails
         its CRC check), or lacks the ``data`` / ``policy.pth`` members of an SB3 model.
     """
     path = pathlib.Path(path)
-    if not path.exists() and path.suffix == "":
-        path = path.with_suffix(".zip")
+    if not path.exists():
+        path = pathlib.Path(f"{path}.zip")
     if not path.exists():
         raise FileNotFoundError(f"No model file at {os.fspath(path)!r}")
     if not zipfile.is_zipfile(path):

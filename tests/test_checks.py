@@ -161,9 +161,13 @@ def test_bad_files_are_refused_and_left_unchanged(saved_model, make_file, messag
     assert same(model_before, parameters(model.policy))
 
 
-def test_missing_file_is_named(tmp_path):
+def test_missing_file_is_named_and_zip_is_appended_as_in_sb3(saved_model):
+    model, path = saved_model
     with pytest.raises(FileNotFoundError, match="No model file at .*missing.zip"):
-        SQL.load(tmp_path / "missing")
+        SQL.load(path.with_name("missing"))
+    (path.parent / "sql.v1.zip").write_bytes(path.read_bytes())
+    loaded = SQL.load(path.parent / "sql.v1")  # SB3 appends .zip to a path that does not exist
+    assert same(parameters(loaded.policy), parameters(model.policy))
 
 
 def test_sac_archive_is_refused_and_left_unchanged(tmp_path):
