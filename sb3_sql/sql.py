@@ -5,6 +5,8 @@ Energy-Based Policies", ICML 2017 (arXiv:1702.08165), and its reference code
 (haarnoja/softqlearning). Equation numbers are the paper's.
 """
 
+import io
+import pathlib
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -19,6 +21,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedul
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
+from sb3_sql.checks import check_finite_update, check_model_archive
 from sb3_sql.kernels import adaptive_isotropic_gaussian_kernel
 from sb3_sql.policies import MlpPolicy, SamplerNetwork, SVGDPolicy
 from sb3_sql.soft_value import importance_sampled_soft_value
@@ -179,9 +182,34 @@ class SQL(OffPolicyAlgorithm):
                 f"SQL needs a bounded action space, got {space} with infinite bounds: the sampler "
                 "squashes actions into [low, high]; give the Box finite low and high."
             )
+        if np.any(space.low >= space.high):
+            raise ValueError(
+                f"SQL needs low < high in every dimension of the action space, got {space} with "
+                f"low={space.low}, high={space.high}: fix the bounds (actions are rescaled by high - low)."
+            )
 
     def _check_arguments(self) -> None:
         """Refuse hyperparameters SQL cannot learn with (ValueError), before any network or buffer is built."""
+        if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, SVGDPolicy)):
+            raise ValueError(
+                f"SQL needs an SVGDPolicy, got {self.policy_class}. When loading, the file was saved by another "
+                "algorithm: load it with that algorithm's class (e.g. SAC.load)."
+            )
+        if not (callable(self.learning_rate) or (np.isfinite(self.learning_rate) and self.learning_rate > 0)):
+            raise ValueError(
+                f"learning_rate must be a positive finite float or a schedule, got {self.learning_rate} (reference 3e-4)"
+            )
+        if self.buffer_size < 1:
+            raise ValueError(f"buffer_size must be at least 1, got {self.buffer_size}")
+        if not 1 <= self.batch_size <= self.buffer_size:
+            raise ValueError(
+                f"batch_size={self.batch_size} must be between 1 and buffer_size={self.buffer_size}: "
+                "lower batch_size or raise buffer_size."
+            )
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma (the discount factor) must be in [0, 1], got {self.gamma}")
+        if not 0.0 < self.tau <= 1.0:
+            raise ValueError(f"tau must be in (0, 1] (1.0 is a hard target copy), got {self.tau}")
         if isinstance(self.ent_coef, str):
             raise ValueError(
                 f"ent_coef={self.ent_coef!r} is not supported for continuous actions (the sampler's "
@@ -196,6 +224,8 @@ class SQL(OffPolicyAlgorithm):
             raise ValueError(
                 f"kernel_n_particles (K) must be at least 2 (one fixed and one updated particle), got {self.kernel_n_particles}"
             )
+        if not np.isfinite(self.kernel_update_ratio):
+            raise ValueError(f"kernel_update_ratio must be a float in (0, 1), got {self.kernel_update_ratio}")
         n_updated = int(self.kernel_n_particles * self.kernel_update_ratio)
         if not 1 <= n_updated < self.kernel_n_particles:
             raise ValueError(
@@ -255,6 +285,7 @@ class SQL(OffPolicyAlgorithm):
             assert isinstance(critic_loss, th.Tensor)
             self.critic.optimizer.zero_grad()
             critic_loss.backward()
+            check_finite_update("critic", critic_loss, self.critic.parameters(), alpha, replay_data)
             self.critic.optimizer.step()
 
             # Sampler particles [batch, K, D]: the first K - int(K * ratio) are fixed, the rest updated.
@@ -281,6 +312,7 @@ class SQL(OffPolicyAlgorithm):
             actor_loss = -(updated_particles * direction).sum()
             self.actor.optimizer.zero_grad()
             actor_loss.backward()
+            check_finite_update("sampler", actor_loss, self.actor.parameters(), alpha, replay_data)
             self.actor.optimizer.step()
 
             # Target update: a hard copy every target_update_interval steps by default.
@@ -318,6 +350,36 @@ class SQL(OffPolicyAlgorithm):
             tb_log_name=tb_log_name,
             reset_num_timesteps=reset_num_timesteps,
             progress_bar=progress_bar,
+        )
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls: type[SelfSQL],
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: th.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs,
+    ) -> SelfSQL:
+        """SB3's ``BaseAlgorithm.load``, after checking that ``path`` is a complete SB3 model archive.
+
+        :raises FileNotFoundError: if there is no file at ``path``.
+        :raises ValueError: if the file is not an SB3 archive or is truncated (``check_model_archive``),
+            was saved by another algorithm (its policy is not an ``SVGDPolicy``), holds invalid
+            hyperparameters, or if ``env``'s spaces differ from the saved ones (SB3).
+        """
+        if isinstance(path, (str, pathlib.Path)):
+            check_model_archive(path)
+        return super().load(
+            path,
+            env=env,
+            device=device,
+            custom_objects=custom_objects,
+            print_system_info=print_system_info,
+            force_reset=force_reset,
+            **kwargs,
         )
 
     def _excluded_save_params(self) -> list[str]:

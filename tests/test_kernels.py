@@ -2,6 +2,9 @@ import math
 
 import pytest
 import torch as th
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from strategies import PROPERTY_SETTINGS, particle_sets
 
 from sb3_sql.kernels import MIN_BANDWIDTH, adaptive_isotropic_gaussian_kernel
 
@@ -49,3 +52,46 @@ def test_bad_shapes_are_refused():
         adaptive_isotropic_gaussian_kernel(th.zeros(1, 3), th.zeros(2, 3))
     with pytest.raises(ValueError, match="do not match"):
         adaptive_isotropic_gaussian_kernel(th.zeros(4, 3), th.zeros(2, 2))
+
+
+@PROPERTY_SETTINGS
+@given(particle_sets())
+def test_kernel_is_finite_and_shaped_for_any_particles(particles):
+    xs, ys = particles
+    kernel = adaptive_isotropic_gaussian_kernel(xs, ys)
+    (batch, n_fixed, dim), n_updated = xs.shape, ys.shape[1]
+    assert kernel.values.shape == (batch, n_fixed, n_updated)
+    assert kernel.grad_x.shape == (batch, n_fixed, n_updated, dim)
+    assert kernel.bandwidth.shape == (batch,)
+    assert th.isfinite(kernel.grad_x).all() and th.isfinite(kernel.bandwidth).all()
+    assert ((kernel.values >= 0) & (kernel.values <= 1)).all()
+    assert (kernel.bandwidth >= MIN_BANDWIDTH).all()
+
+
+@PROPERTY_SETTINGS
+@given(particle_sets(n_sets=1))
+def test_kernel_is_symmetric_in_its_distance(particles):
+    # Swapping the two sets transposes the distances: same median, same values, opposite gradients.
+    (xs,) = particles
+    ys = xs.flip(-2) + 0.5 * xs.std()
+    forward, backward = adaptive_isotropic_gaussian_kernel(xs, ys), adaptive_isotropic_gaussian_kernel(ys, xs)
+    th.testing.assert_close(forward.values, backward.values.transpose(-1, -2))
+    th.testing.assert_close(forward.grad_x, -backward.grad_x.transpose(-2, -3))
+    th.testing.assert_close(forward.bandwidth, backward.bandwidth)
+
+
+@PROPERTY_SETTINGS
+@given(particle_sets(), st.floats(-100, 100), st.floats(2, 10), st.integers(0, 2**31 - 1))
+def test_kernel_values_depend_only_on_distances_relative_to_the_bandwidth(particles, shift, factor, seed):
+    xs, ys = particles
+    kernel = adaptive_isotropic_gaussian_kernel(xs, ys)
+    assume(bool((kernel.bandwidth > MIN_BANDWIDTH).all()))  # the floor breaks scale invariance on purpose
+    # A rotation (orthogonal matrix) and a shift of both sets keep every distance.
+    generator = th.Generator().manual_seed(seed)
+    rotation, _ = th.linalg.qr(th.randn(xs.shape[-1], xs.shape[-1], dtype=th.float64, generator=generator))
+    moved = adaptive_isotropic_gaussian_kernel(xs @ rotation + shift, ys @ rotation + shift)
+    th.testing.assert_close(moved.values, kernel.values, rtol=1e-6, atol=1e-9)
+    # Scaling both sets scales the bandwidth by factor^2 and leaves the values unchanged.
+    scaled = adaptive_isotropic_gaussian_kernel(factor * xs, factor * ys)
+    th.testing.assert_close(scaled.bandwidth, factor**2 * kernel.bandwidth)
+    th.testing.assert_close(scaled.values, kernel.values)

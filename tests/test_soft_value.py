@@ -2,6 +2,9 @@ import math
 
 import pytest
 import torch as th
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import PROPERTY_SETTINGS
 
 from sb3_sql.soft_value import importance_sampled_soft_value
 
@@ -38,3 +41,31 @@ def test_converges_to_the_integral():
         errors.append(abs(value.item() - exact))
     assert errors[1] < 5e-3
     assert errors[1] < errors[0]
+
+
+@PROPERTY_SETTINGS
+@given(
+    st.integers(1, 8),
+    st.integers(1, 64),
+    st.integers(1, 10),
+    st.floats(-1e3, 1e3),
+    st.floats(-3, 3),
+    st.integers(0, 2**31 - 1),
+)
+def test_soft_value_is_bounded_by_mean_and_max_and_exact_for_constant_q(
+    batch, n_particles, action_dim, level, log_alpha, seed
+):
+    alpha = 10.0**log_alpha
+    generator = th.Generator().manual_seed(seed)
+    q_values = level + 10.0 * th.randn(batch, n_particles, dtype=th.float64, generator=generator)
+    value = importance_sampled_soft_value(q_values, alpha, action_dim)
+    assert value.shape == (batch,) and th.isfinite(value).all()
+    # Jensen: mean Q <= alpha log mean exp(Q / alpha) <= max Q, plus the log-volume alpha D log 2 of [-1, 1]^D.
+    volume = alpha * action_dim * math.log(2)
+    tolerance = 1e-9 * (abs(level) + 10 + volume)
+    assert (value >= q_values.mean(dim=-1) + volume - tolerance).all()
+    assert (value <= q_values.max(dim=-1).values + volume + tolerance).all()
+    # Shifting Q shifts the value; a constant Q gives its value exactly.
+    th.testing.assert_close(importance_sampled_soft_value(q_values + 7.5, alpha, action_dim), value + 7.5)
+    constant = importance_sampled_soft_value(th.full_like(q_values, level), alpha, action_dim)
+    th.testing.assert_close(constant, th.full_like(constant, level + volume))

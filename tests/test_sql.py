@@ -148,6 +148,10 @@ class InfiniteBoxEnv(gym.Env):
     observation_space = spaces.Box(-1, 1, (2,))
     action_space = spaces.Box(-np.inf, np.inf, (2,))
 
+    def __init__(self, action_space=None):
+        if action_space is not None:
+            self.action_space = action_space
+
     def reset(self, *, seed=None, options=None):
         return self.observation_space.sample(), {}
 
@@ -155,11 +159,22 @@ class InfiniteBoxEnv(gym.Env):
         return self.observation_space.sample(), 0.0, False, False, {}
 
 
+def inverted_box():
+    # Gymnasium refuses low > high at construction; a space edited afterwards still reaches SQL.
+    space = spaces.Box(-1.0, 1.0, (2,))
+    space.low[0] = 2.0
+    return space
+
+
 @pytest.mark.parametrize(
     "env, message",
     [
         ("CartPole-v1", r"does not support the action space Discrete\(2\).*Box"),
         (InfiniteBoxEnv(), "bounded action space.*infinite bounds"),
+        (InfiniteBoxEnv(spaces.Box(np.float32([-1, 0]), np.float32([1, np.inf]))), "infinite bounds"),
+        (InfiniteBoxEnv(inverted_box()), r"low < high in every dimension.*low=\[ 2. -1.\], high=\[1. 1.\]"),
+        (InfiniteBoxEnv(spaces.Box(np.float32([0, 0]), np.float32([0, 1]))), r"low < high .*high=\[0. 1.\]"),
+        (InfiniteBoxEnv(spaces.MultiBinary(2)), "does not support the action space MultiBinary"),
     ],
 )
 def test_unsupported_action_spaces_are_refused(env, message):
@@ -180,6 +195,15 @@ def test_unsupported_action_spaces_are_refused(env, message):
         ({"ent_coef": "auto"}, "not supported for continuous actions"),
         ({"particle_space": "latent"}, "particle_space must be one of"),
         ({"target_update_interval": 0}, "target_update_interval must be at least 1"),
+        ({"kernel_update_ratio": float("nan")}, r"kernel_update_ratio must be a float in \(0, 1\), got nan"),
+        ({"ent_coef": float("inf")}, "positive finite"),
+        ({"batch_size": 200, "buffer_size": 100}, "batch_size=200 must be between 1 and buffer_size=100"),
+        ({"batch_size": 0}, "batch_size=0 must be between 1"),
+        ({"buffer_size": 0}, "buffer_size must be at least 1"),
+        ({"learning_rate": -1e-3}, "learning_rate must be a positive finite float or a schedule, got -0.001"),
+        ({"learning_rate": 0.0}, "learning_rate must be a positive finite float"),
+        ({"gamma": 1.5}, r"gamma \(the discount factor\) must be in \[0, 1\]"),
+        ({"tau": 0.0}, r"tau must be in \(0, 1\]"),
     ],
 )
 def test_invalid_hyperparameters_are_refused(kwargs, message):
@@ -187,8 +211,27 @@ def test_invalid_hyperparameters_are_refused(kwargs, message):
         SQL("MlpPolicy", "Pendulum-v1", **kwargs)
 
 
+def test_unsupported_observation_spaces_are_refused():
+    env = InfiniteBoxEnv(spaces.Box(-1, 1, (2,)))
+    env.observation_space = spaces.Tuple([spaces.Box(-1, 1, (2,)), spaces.Discrete(2)])
+    with pytest.raises(NotImplementedError, match=r"Tuple\(.*observation space is not supported"):
+        SQL("MlpPolicy", env)
+
+
 def test_load_refuses_invalid_override(tmp_path):
     model = small_model()
     model.save(tmp_path / "sql")
-    with pytest.raises(ValueError, match="positive finite"):
-        SQL.load(tmp_path / "sql", ent_coef=-1.0)
+    saved = (tmp_path / "sql.zip").read_bytes()
+    for override, message in [({"ent_coef": -1.0}, "positive finite"), ({"batch_size": 10**9}, "batch_size=1000000000")]:
+        with pytest.raises(ValueError, match=message):
+            SQL.load(tmp_path / "sql", **override)
+    assert (tmp_path / "sql.zip").read_bytes() == saved
+
+
+def test_same_seed_same_result_on_cpu():
+    # The seed sets the process-wide generators (SB3): build each model right before it learns.
+    first, second, other_seed = (small_model(seed=seed).learn(250) for seed in (0, 0, 1))
+    for key, value in first.policy.state_dict().items():
+        assert th.equal(value, second.policy.state_dict()[key]), key
+    np.testing.assert_array_equal(first.replay_buffer.actions, second.replay_buffer.actions)
+    assert not same(parameters(first.actor), parameters(other_seed.actor))

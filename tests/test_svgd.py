@@ -4,6 +4,9 @@ import math
 
 import pytest
 import torch as th
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import PROPERTY_SETTINGS, particle_sets
 
 from sb3_sql.kernels import adaptive_isotropic_gaussian_kernel
 from sb3_sql.svgd import post_tanh_log_correction, squash_log_jacobian, stein_direction
@@ -82,3 +85,22 @@ def test_squash_log_jacobian_is_stable_and_exact():
     assert th.isfinite(log_jac).all()
     (grad,) = th.autograd.grad(log_jac.sum(), u)
     th.testing.assert_close(grad, -2 * th.tanh(u.detach()))
+
+
+@PROPERTY_SETTINGS
+@given(particle_sets(), st.floats(-3, 3), st.floats(-10, 10), st.integers(0, 2**31 - 1))
+def test_stein_direction_is_finite_shaped_linear_and_permutation_equivariant(particles, log_score_scale, factor, seed):
+    xs, ys = particles
+    generator = th.Generator().manual_seed(seed)
+    grad_log_p = 10.0**log_score_scale * th.randn(xs.shape, dtype=th.float64, generator=generator)  # [batch, Kx, D]
+    kernel = adaptive_isotropic_gaussian_kernel(xs, ys)
+    direction = stein_direction(kernel, grad_log_p)
+    assert direction.shape == ys.shape and th.isfinite(direction).all()
+    # Affine in the score: the driving term scales with grad log p, the repulsive term does not.
+    repulsion = stein_direction(kernel, th.zeros_like(grad_log_p))
+    th.testing.assert_close(stein_direction(kernel, factor * grad_log_p) - repulsion, factor * (direction - repulsion))
+    # Reordering the fixed particles (with their scores) changes nothing; reordering the updated ones reorders phi.
+    fixed_order, updated_order = th.randperm(xs.shape[1], generator=generator), th.randperm(ys.shape[1], generator=generator)
+    permuted_kernel = adaptive_isotropic_gaussian_kernel(xs[:, fixed_order], ys[:, updated_order])
+    permuted = stein_direction(permuted_kernel, grad_log_p[:, fixed_order])
+    th.testing.assert_close(permuted, direction[:, updated_order])
