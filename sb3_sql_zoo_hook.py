@@ -8,10 +8,11 @@ after one of them has executed, ``sb3_sql.zoo.register`` adds SQL to it. Until a
 the zoo, this costs one small standard-library module: torch, SB3 and sb3_sql are not imported.
 A failure to register warns and leaves the zoo as it is.
 
-This module must import nothing but the standard library.
+This module must import nothing but the standard library, and only modules that Python has already
+imported at start-up (hence duck-typed classes rather than ``importlib.abc``, whose import costs
+tens of milliseconds).
 """
 
-import importlib.abc
 import sys
 import warnings
 from importlib.machinery import ModuleSpec
@@ -20,15 +21,15 @@ from types import ModuleType
 ZOO_MODULES = ("rl_zoo3.utils", "rl_zoo3.hyperparams_opt", "rl_zoo3.exp_manager")
 
 
-class RegisteringLoader(importlib.abc.Loader):
-    """Executes a zoo module with its own loader, then registers SQL in it.
+class RegisteringLoader:
+    """Loader that executes a zoo module with its own loader, then registers SQL in it.
 
     Every other attribute (``get_source``, ``get_filename``, ...) is the wrapped loader's.
 
     :param loader: the loader the import system found for the module.
     """
 
-    def __init__(self, loader: importlib.abc.Loader):
+    def __init__(self, loader):
         self.loader = loader
 
     def __getattr__(self, name: str):
@@ -43,7 +44,7 @@ class RegisteringLoader(importlib.abc.Loader):
             from sb3_sql.zoo import register
 
             register(module)
-        except Exception as error:  # a broken plugin must not break the zoo
+        except Exception as error:  # noqa: BLE001 (a broken plugin must not break the zoo)
             warnings.warn(
                 f"sb3_sql could not register SQL with {module.__name__} ({error!r}); "
                 "`--algo sql` may be unavailable. Reinstall sb3-sql next to a supported rl-zoo3 (>=2.9,<3).",
@@ -52,7 +53,7 @@ class RegisteringLoader(importlib.abc.Loader):
             )
 
 
-class ZooRegistrationFinder(importlib.abc.MetaPathFinder):
+class ZooRegistrationFinder:
     """``sys.meta_path`` finder that defers to the other finders and wraps the loaders of :data:`ZOO_MODULES`."""
 
     def find_spec(self, fullname: str, path, target: ModuleType | None = None) -> ModuleSpec | None:

@@ -36,4 +36,5 @@ class BuildPyWithZooHook(build_py):
         with open(os.path.join(site_packages, PTH_NAME), "w") as pth_file:
             pth_file.write(PTH_LINE)
 
+
 setup(cmdclass={"build_py": BuildPyWithZooHook})
