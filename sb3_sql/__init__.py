@@ -1,8 +1,9 @@
 """sb3_sql: Soft Q-Learning (Haarnoja et al., ICML 2017) for Stable-Baselines3."""
 
+from sb3_sql.envs import MultiGoalEnv
 from sb3_sql.policies import MlpPolicy, SVGDPolicy
 from sb3_sql.sql import SQL
 
 __version__ = "0.1.0"
 
-__all__ = ["SQL", "MlpPolicy", "SVGDPolicy", "__version__"]
+__all__ = ["SQL", "MlpPolicy", "MultiGoalEnv", "SVGDPolicy", "__version__"]
