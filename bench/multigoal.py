@@ -46,11 +46,12 @@ def algorithm_kwargs(name: str, ent_coef: str) -> dict:
     if name == "SQL":
         return {**sql_kwargs, "ent_coef": float(ent_coef)}
     shared = ("policy_kwargs", "learning_rate", "batch_size", "learning_starts", "gamma")
-    return {**{key: sql_kwargs[key] for key in shared}, "ent_coef": ent_coef if ent_coef.startswith("auto") else float(ent_coef)}
+    sac_ent_coef = ent_coef if ent_coef.startswith("auto") else float(ent_coef)
+    return {**{key: sql_kwargs[key] for key in shared}, "ent_coef": sac_ent_coef}
 
 
 def goal_shares(algo, kwargs: dict, seed: int, timesteps: int, n_episodes: int) -> tuple[np.ndarray, float]:
-    """Train one model; return the shares of ``n_episodes`` ending at each goal (and at none) and the seconds spent training."""
+    """Train one model; return the shares of episodes ending at each goal and at none ``[5]``, and the training seconds."""
     model = algo("MlpPolicy", ENV_ID, seed=seed, **kwargs)
     start = time.perf_counter()
     model.learn(timesteps)

@@ -4,7 +4,7 @@ Trains SQL with the shipped hyperparameters (hyperparams/sql.yml), prints how ma
 stochastic evaluation episodes ended at each goal, and writes
 - multigoal_q.png: soft Q contours and 100 sampled actions at (-2.5, 0), (0, 0) and (2.5, 2.5);
 - multigoal_cost.png: the cost contours, the four goals and the evaluation paths.
-About 2 minutes on one CPU core with the default 10000 steps.
+About 2 to 4 minutes on one CPU core with the default 10000 steps (132 s measured on 2 shared cores).
 
 Usage: python examples/multigoal.py [--timesteps N] [--seed 0] [--eval-episodes 100] [--output-dir .]
 """

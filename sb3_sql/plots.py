@@ -89,7 +89,9 @@ def plot_q_contours(
         observation space's shape, or ``n_grid < 2`` or ``n_samples < 1``.
     """
     if model.actor.action_dim != 2:
-        raise ValueError(f"plot_q_contours draws 2-D action grids; the model's action space has {model.actor.action_dim} dimensions")
+        raise ValueError(
+            f"plot_q_contours draws 2-D action grids; the model's action space has {model.actor.action_dim} dimensions"
+        )
     observations = np.asarray(states, dtype=np.float32)
     if observations.ndim != 2 or observations.shape[1:] != model.observation_space.shape:
         raise ValueError(

@@ -105,7 +105,9 @@ class MultiGoalEnv(gym.Env):
         return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def goal_rollouts(model: Any, n_episodes: int = 100, seed: int = 0, deterministic: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+def goal_rollouts(
+    model: Any, n_episodes: int = 100, seed: int = 0, deterministic: bool = False
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Run a model on ``MultiGoal-v0`` and record where each episode ended.
 
     An episode "ends at goal g" when it terminated within ``GOAL_THRESHOLD`` of goal g; one that
