@@ -10,7 +10,8 @@ on one torch thread.
 
 SAC's temperature, swept on seed 0 at 10000 steps (goal shares (5,0) (-5,0) (0,5) (0,-5) none):
 "auto" 0/0/1.00/0/0, 1.0 0/0/1.00/0/0, 10.0 0.10/0/0.90/0/0, 30.0 0.04/0.01/0.01/0/0.94;
-10.0 is the only one reaching two goals. SQL uses the reference temperature 10 (reward_scale 0.1).
+10.0 is the only one reaching two goals. SQL's, same protocol: 3.0 0.34/0/0.63/0.03/0,
+10.0 (the reference, reward_scale 0.1) 0.33/0.19/0.20/0.25/0.03, 30.0 0.06/0.06/0.02/0.06/0.80.
 
     python bench/multigoal.py [--seeds 0 1 2 3 4] [--timesteps 10000] [--output-dir bench_results]
 
