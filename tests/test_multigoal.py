@@ -6,7 +6,7 @@ import pytest
 from stable_baselines3.common.env_checker import check_env
 
 import sb3_sql.envs
-from sb3_sql.envs.multigoal import GOALS, MultiGoalEnv, goal_cost, goal_rollouts, reached_goal
+from sb3_sql.envs.multigoal import GOALS, MultiGoalEnv, goal_cost, goal_rollouts
 
 
 def step_from(position, action):
@@ -50,13 +50,15 @@ def test_reward_away_from_goals():
 
 def test_goal_reward_and_termination():
     # s' = (4.5, 0) is 0.5 from (5, 0): -30 * 0.25 - 0.25 + 10
-    _, reward, terminated, _, _ = step_from([4.0, 0.0], [0.5, 0.0])
+    _, reward, terminated, _, info = step_from([4.0, 0.0], [0.5, 0.0])
     assert reward == pytest.approx(2.25)
-    assert terminated
+    assert terminated and info["goal_index"] == 0
     # exactly at distance 1 the goal is not reached (strict inequality): -30 * 0.25 - 1
-    _, reward, terminated, _, _ = step_from([0.0, -3.5], [0.0, -0.5])
+    _, reward, terminated, _, info = step_from([0.0, -3.5], [0.0, -0.5])
     assert reward == pytest.approx(-8.5)
-    assert not terminated
+    assert not terminated and info["goal_index"] == -1
+    _, _, terminated, _, info = step_from([-0.2, 4.5], [0.0, 0.0])
+    assert terminated and info["goal_index"] == 2
 
 
 def test_action_is_clipped_before_cost_and_move():
@@ -84,10 +86,8 @@ def test_truncated_after_30_steps():
     assert truncated and not terminated
 
 
-def test_goal_helpers():
+def test_goal_cost():
     np.testing.assert_allclose(goal_cost(np.array([[0.0, 0.0], [5.0, 0.0], [0.0, -4.0]])), [25.0, 0.0, 1.0])
-    assert [reached_goal(goal + 0.5) for goal in GOALS] == [0, 1, 2, 3]
-    assert reached_goal(np.array([0.0, 4.0])) is None  # distance 1 is not < 1
 
 
 def test_render_mode():

@@ -39,13 +39,6 @@ def goal_cost(positions: np.ndarray) -> np.ndarray:
     return goal_distances(positions).min(axis=-1) ** 2
 
 
-def reached_goal(position: np.ndarray) -> int | None:
-    """Index in ``GOALS`` of the goal within ``GOAL_THRESHOLD`` of ``position`` (shape ``[2]``), else None."""
-    distances = goal_distances(position)
-    index = int(distances.argmin())
-    return index if distances[index] < GOAL_THRESHOLD else None
-
-
 class MultiGoalEnv(gym.Env):
     """2-D point mass that moves by its action and is rewarded for reaching any of four goals.
 
@@ -54,6 +47,7 @@ class MultiGoalEnv(gym.Env):
     - reward: ``-30 ||a||^2 - min_g ||s' - g||^2`` on the clipped action and the new position,
       plus 10 with termination when ``min_g ||s' - g|| < 1``; goals at (5, 0), (-5, 0), (0, 5),
       (0, -5). Registered as ``MultiGoal-v0`` with a 30-step time limit (truncation).
+    - info: ``goal_index``, the index in ``GOALS`` of the goal reached at termination, else -1.
 
     :param render_mode: None or ``"rgb_array"`` (an image of the goals, the cost contours, the
         path so far and the current position; needs matplotlib).
@@ -81,10 +75,12 @@ class MultiGoalEnv(gym.Env):
         action = np.clip(np.asarray(action, dtype=np.float64).reshape(2), self.action_space.low, self.action_space.high)
         self.position = np.clip(self.position + action, -POSITION_LIMIT, POSITION_LIMIT)
         self.path.append(self.position.copy())
-        distance = goal_distances(self.position).min()
-        terminated = bool(distance < GOAL_THRESHOLD)
-        reward = -ACTION_COST_COEFF * float(action @ action) - float(distance**2) + (GOAL_REWARD if terminated else 0.0)
-        return self.position.astype(np.float32), reward, terminated, False, {}
+        distances = goal_distances(self.position)
+        nearest = int(distances.argmin())
+        terminated = bool(distances[nearest] < GOAL_THRESHOLD)
+        reward = -ACTION_COST_COEFF * float(action @ action) - float(distances[nearest] ** 2)
+        reward += GOAL_REWARD if terminated else 0.0
+        return self.position.astype(np.float32), reward, terminated, False, {"goal_index": nearest if terminated else -1}
 
     def render(self) -> np.ndarray | None:
         """The goals, cost contours, the path so far and the current position as an RGB image ``[H, W, 3]`` (uint8)."""
@@ -130,10 +126,9 @@ def goal_rollouts(
         path, terminated, truncated = [observation], False, False
         while not (terminated or truncated):
             action, _ = model.predict(observation, deterministic=deterministic)
-            observation, _, terminated, truncated, _ = env.step(action)
+            observation, _, terminated, truncated, info = env.step(action)
             path.append(observation)
-        if terminated:
-            goal_indices[episode] = reached_goal(observation)
+        goal_indices[episode] = info["goal_index"]
         paths.append(np.array(path))
         observation, _ = env.reset()
     env.close()
