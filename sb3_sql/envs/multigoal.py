@@ -1,0 +1,135 @@
+"""MultiGoal: the 2-D point mass with four goals from the Soft Q-Learning paper.
+
+Source: Haarnoja et al., "Reinforcement Learning with Deep Energy-Based Policies", ICML 2017,
+section 5.1 and Figure 1, and the reference code's ``MultiGoalEnv`` (haarnoja/softqlearning).
+Any of the four goals solves the task equally well, so a policy that keeps every mode reaches
+all of them; a unimodal (e.g. Gaussian) policy tends to commit to one or two.
+"""
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+GOALS = np.array([[5.0, 0.0], [-5.0, 0.0], [0.0, 5.0], [0.0, -5.0]])
+POSITION_LIMIT = 7.0
+ACTION_COST_COEFF = 30.0
+GOAL_REWARD = 10.0
+GOAL_THRESHOLD = 1.0
+INIT_SIGMA = 0.1
+MAX_EPISODE_STEPS = 30
+
+
+def goal_distances(positions: np.ndarray) -> np.ndarray:
+    """Euclidean distances from positions to the four goals.
+
+    :param positions: positions, shape ``[..., 2]``.
+    :return: distances, shape ``[..., 4]`` (goal order as in ``GOALS``).
+    """
+    return np.linalg.norm(np.asarray(positions, dtype=np.float64)[..., None, :] - GOALS, axis=-1)
+
+
+def goal_cost(positions: np.ndarray) -> np.ndarray:
+    """The position part of the cost, ``min_g ||s - g||^2`` (the contours of the paper's Figure 1).
+
+    :param positions: positions, shape ``[..., 2]``.
+    :return: costs, shape ``[...]``.
+    """
+    return goal_distances(positions).min(axis=-1) ** 2
+
+
+class MultiGoalEnv(gym.Env):
+    """2-D point mass that moves by its action and is rewarded for reaching any of four goals.
+
+    - observation: the position ``s`` in ``[-7, 7]^2`` (float32), starting at ``0.1 * N(0, I)``;
+    - action: the velocity ``a``, clipped to ``[-1, 1]^2``; ``s' = clip(s + a, -7, 7)``;
+    - reward: ``-30 ||a||^2 - min_g ||s' - g||^2`` on the clipped action and the new position,
+      plus 10 with termination when ``min_g ||s' - g|| < 1``; goals at (5, 0), (-5, 0), (0, 5),
+      (0, -5). Registered as ``MultiGoal-v0`` with a 30-step time limit (truncation).
+    - info: ``goal_index``, the index in ``GOALS`` of the goal reached at termination, else -1.
+
+    :param render_mode: None or ``"rgb_array"`` (an image of the goals, the cost contours, the
+        path so far and the current position; needs matplotlib).
+    :raises ValueError: for another ``render_mode``.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+
+    def __init__(self, render_mode: str | None = None):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.observation_space = spaces.Box(-POSITION_LIMIT, POSITION_LIMIT, shape=(2,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
+        self.position = np.zeros(2)
+        self.path: list[np.ndarray] = []
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self.position = np.clip(INIT_SIGMA * self.np_random.standard_normal(2), -POSITION_LIMIT, POSITION_LIMIT)
+        self.path = [self.position.copy()]
+        return self.position.astype(np.float32), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        action = np.clip(np.asarray(action, dtype=np.float64).reshape(2), self.action_space.low, self.action_space.high)
+        self.position = np.clip(self.position + action, -POSITION_LIMIT, POSITION_LIMIT)
+        self.path.append(self.position.copy())
+        distances = goal_distances(self.position)
+        nearest = int(distances.argmin())
+        terminated = bool(distances[nearest] < GOAL_THRESHOLD)
+        reward = -ACTION_COST_COEFF * float(action @ action) - float(distances[nearest] ** 2)
+        reward += GOAL_REWARD if terminated else 0.0
+        return self.position.astype(np.float32), reward, terminated, False, {"goal_index": nearest if terminated else -1}
+
+    def render(self) -> np.ndarray | None:
+        """The goals, cost contours, the path so far and the current position as an RGB image ``[H, W, 3]`` (uint8)."""
+        if self.render_mode is None:
+            gym.logger.warn('Calling render() without a render_mode; use gym.make("MultiGoal-v0", render_mode="rgb_array").')
+            return None
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        from sb3_sql.plots import draw_cost_contours
+
+        figure = Figure(figsize=(4, 4), dpi=100)
+        canvas = FigureCanvasAgg(figure)
+        axes = figure.add_subplot()
+        draw_cost_contours(axes, [np.array(self.path)])
+        axes.plot(*self.position, "o", color="tab:blue", markersize=8)
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def goal_rollouts(
+    model: Any, n_episodes: int = 100, seed: int = 0, deterministic: bool = False
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Run a model on ``MultiGoal-v0`` and record where each episode ended.
+
+    An episode "ends at goal g" when it terminated within ``GOAL_THRESHOLD`` of goal g; one that
+    is truncated by the 30-step limit ends at no goal.
+
+    :param model: anything with SB3's ``predict(observation, deterministic=...)``.
+    :param n_episodes: number of episodes.
+    :param seed: seed of the first reset (the following resets continue its random stream).
+    :param deterministic: passed to ``predict``; the paper evaluates the stochastic policy (False).
+    :return: ``goal_indices``, shape ``[n_episodes]``, the index in ``GOALS`` of the goal each
+        episode ended at or -1; and the paths, one ``[steps + 1, 2]`` array of positions each.
+    :raises ValueError: if ``n_episodes < 1``.
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
+    env = gym.make("MultiGoal-v0")
+    goal_indices, paths = np.full(n_episodes, -1), []
+    observation, _ = env.reset(seed=seed)
+    for episode in range(n_episodes):
+        path, terminated, truncated = [observation], False, False
+        while not (terminated or truncated):
+            action, _ = model.predict(observation, deterministic=deterministic)
+            observation, _, terminated, truncated, info = env.step(action)
+            path.append(observation)
+        goal_indices[episode] = info["goal_index"]
+        paths.append(np.array(path))
+        observation, _ = env.reset()
+    env.close()
+    return goal_indices, paths
