@@ -195,9 +195,10 @@ class SQL(OffPolicyAlgorithm):
                 f"SQL needs an SVGDPolicy, got {self.policy_class}. When loading, the file was saved by another "
                 "algorithm: load it with that algorithm's class (e.g. SAC.load)."
             )
-        if not (callable(self.learning_rate) or (np.isfinite(self.learning_rate) and self.learning_rate > 0)):
+        # 0 is allowed: it freezes the networks (rl_zoo3's enjoy loads models with learning_rate=0).
+        if not (callable(self.learning_rate) or (np.isfinite(self.learning_rate) and self.learning_rate >= 0)):
             raise ValueError(
-                f"learning_rate must be a positive finite float or a schedule, got {self.learning_rate} (reference 3e-4)"
+                f"learning_rate must be a non-negative finite float or a schedule, got {self.learning_rate} (reference 3e-4)"
             )
         if self.buffer_size < 1:
             raise ValueError(f"buffer_size must be at least 1, got {self.buffer_size}")

@@ -126,7 +126,7 @@ def test_sampler_covers_both_target_updates_and_its_trials_convert_back():
         assert convert_sql_params(trial.params) == kwargs
         assert kwargs["policy_kwargs"]["net_arch"] in NET_ARCH.values()
         assert trial.user_attrs["batch_size"] == kwargs["batch_size"]
-        SQL("MlpPolicy", "Pendulum-v1", buffer_size=1, **kwargs)  # accepted by SQL's argument checks
+        SQL("MlpPolicy", "Pendulum-v1", buffer_size=kwargs["batch_size"], **kwargs)  # accepted by SQL's argument checks
         target_updates.add(trial.params["target_update"])
         study.tell(trial, 0.0)
     assert target_updates == {"hard", "polyak"}
@@ -151,11 +151,13 @@ def test_zoo_train_finds_the_shipped_hyperparams_and_saves_under_logs_sql(traine
     run_dir = workdir / "logs" / "sql" / "Pendulum-v1_1"
     model = SQL.load(run_dir / "Pendulum-v1.zip")
     assert model.num_timesteps == 400
-    assert model.ent_coef == 0.1  # the shipped Pendulum-v1 value
+    with open(default_hyperparams_path()) as shipped:
+        shipped_ent_coef = yaml.safe_load(shipped)["Pendulum-v1"]["ent_coef"]
+    assert model.ent_coef == shipped_ent_coef
     assert model._n_updates == 200
     with open(run_dir / "Pendulum-v1" / "config.yml") as file:
         saved = dict(yaml.load(file, Loader=yaml.UnsafeLoader))
-    assert saved["ent_coef"] == 0.1 and saved["learning_starts"] == 200
+    assert saved["ent_coef"] == shipped_ent_coef and saved["learning_starts"] == 200
     assert list(load_results(str(run_dir))["l"]) == [200, 200]  # monitor file: two episodes
 
 
