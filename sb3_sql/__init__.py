@@ -1,8 +1,26 @@
 """sb3_sql: Soft Q-Learning (Haarnoja et al., ICML 2017) for Stable-Baselines3."""
 
-from sb3_sql.policies import MlpPolicy, SVGDPolicy
+from sb3_sql.policies import (
+    CnnSoftQPolicy,
+    CnnSVGDPolicy,
+    MlpPolicy,
+    MultiInputSoftQPolicy,
+    MultiInputSVGDPolicy,
+    SoftQPolicy,
+    SVGDPolicy,
+)
 from sb3_sql.sql import SQL
 
 __version__ = "0.1.0"
 
-__all__ = ["SQL", "MlpPolicy", "SVGDPolicy", "__version__"]
+__all__ = [
+    "SQL",
+    "CnnSVGDPolicy",
+    "CnnSoftQPolicy",
+    "MlpPolicy",
+    "MultiInputSVGDPolicy",
+    "MultiInputSoftQPolicy",
+    "SVGDPolicy",
+    "SoftQPolicy",
+    "__version__",
+]

@@ -155,10 +155,29 @@ class InfiniteBoxEnv(gym.Env):
         return self.observation_space.sample(), 0.0, False, False, {}
 
 
+class ActionSpaceEnv(gym.Env):
+    observation_space = spaces.Box(-1, 1, (2,))
+
+    def __init__(self, action_space):
+        self.action_space = action_space
+
+    def reset(self, *, seed=None, options=None):
+        return self.observation_space.sample(), {}
+
+    def step(self, action):
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+SUPPORTED = r"supported are a gymnasium.spaces.Box with finite bounds \(continuous actions\) and a gymnasium.spaces.Discrete"
+
+
 @pytest.mark.parametrize(
     "env, message",
     [
-        ("CartPole-v1", r"does not support the action space Discrete\(2\).*Box"),
+        (ActionSpaceEnv(spaces.MultiDiscrete([2, 3])), r"does not support the action space MultiDiscrete\(\[2 3\]\).*" + SUPPORTED),
+        (ActionSpaceEnv(spaces.MultiBinary(3)), r"does not support the action space MultiBinary\(3\).*" + SUPPORTED),
+        (ActionSpaceEnv(spaces.Tuple([spaces.Discrete(2)] * 2)), r"does not support the action space Tuple\(.*" + SUPPORTED),
+        (ActionSpaceEnv(spaces.Discrete(3, start=1)), r"Discrete action space that starts at 0, got Discrete\(3, start=1\)"),
         (InfiniteBoxEnv(), "bounded action space.*infinite bounds"),
     ],
 )
@@ -178,6 +197,7 @@ def test_unsupported_action_spaces_are_refused(env, message):
         ({"ent_coef": 0.0}, "positive finite"),
         ({"ent_coef": -1.0}, "positive finite"),
         ({"ent_coef": "auto"}, "not supported for continuous actions"),
+        ({"soft_double_q": True, "policy_kwargs": {"n_critics": 2}}, "soft_double_q needs discrete actions"),
         ({"particle_space": "latent"}, "particle_space must be one of"),
         ({"target_update_interval": 0}, "target_update_interval must be at least 1"),
     ],
