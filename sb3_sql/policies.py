@@ -305,7 +305,9 @@ class DiscreteCritic(BaseModel):
         normalize_images: bool = True,
         n_critics: int = 1,
     ):
-        super().__init__(observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images)
+        super().__init__(
+            observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
+        )
         self.n_critics = n_critics
         n_actions = int(action_space.n)
         self.q_networks = nn.ModuleList(

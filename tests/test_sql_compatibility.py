@@ -1,4 +1,4 @@
-"""SQL as a drop-in for SAC / DQN: policy aliases x action-space kinds x vector envs, and the SB3 features SAC users rely on."""
+"""SQL as a drop-in for SAC / DQN: policy aliases x action kinds x vector envs, and the SB3 features SAC users rely on."""
 
 from functools import partial
 
@@ -50,7 +50,8 @@ def make_env(kind: str, alias: str) -> gym.Env:
 def tiny_policy_kwargs(alias: str) -> dict:
     if alias == "MlpPolicy":
         return {"net_arch": [16]}
-    return {"net_arch": [16], "features_extractor_kwargs": {"cnn_output_dim" if alias == "MultiInputPolicy" else "features_dim": 16}}
+    output_dim = "cnn_output_dim" if alias == "MultiInputPolicy" else "features_dim"
+    return {"net_arch": [16], "features_extractor_kwargs": {output_dim: 16}}
 
 
 def tiny_model(kind: str, env=None, **kwargs) -> SQL:
@@ -98,7 +99,8 @@ def test_features_extractor_and_target(kind):
         assert th.equal(critic, target) and critic is not target
     if kind == "continuous":
         assert model.actor.features_extractor is not model.critic.features_extractor
-        shared = SQL("CnnPolicy", make_env(kind, "CnnPolicy"), policy_kwargs={**tiny_policy_kwargs("CnnPolicy"), "share_features_extractor": True}, **TINY)
+        policy_kwargs = {**tiny_policy_kwargs("CnnPolicy"), "share_features_extractor": True}
+        shared = SQL("CnnPolicy", make_env(kind, "CnnPolicy"), policy_kwargs=policy_kwargs, **TINY)
         assert shared.actor.features_extractor is shared.critic.features_extractor
         # The shared extractor is trained by the sampler loss only, as in SAC.
         critic_optimized = {id(p) for group in shared.critic.optimizer.param_groups for p in group["params"]}
@@ -235,7 +237,8 @@ def test_evaluate_policy():
     assert len(rewards) == len(lengths) == 3
     np.testing.assert_array_equal(rewards, lengths)  # CartPole: reward 1 per step
     continuous = tiny_model("continuous")
-    rewards, lengths = evaluate_policy(continuous, make_vec_env("Pendulum-v1", n_envs=2), n_eval_episodes=2, return_episode_rewards=True)
+    vec_env = make_vec_env("Pendulum-v1", n_envs=2)
+    rewards, lengths = evaluate_policy(continuous, vec_env, n_eval_episodes=2, return_episode_rewards=True)
     assert lengths == [200, 200] and all(reward < 0 for reward in rewards)
 
 

@@ -102,7 +102,8 @@ def test_save_load_keeps_the_learnt_temperature(tmp_path):
     model.save(tmp_path / "sql")
     loaded = SQL.load(tmp_path / "sql", env=gym.make("CartPole-v1"))
     assert loaded.policy.ent_coef == pytest.approx(model.policy.ent_coef)
-    assert loaded.ent_coef_optimizer.state_dict()["state"][0]["step"] == model.ent_coef_optimizer.state_dict()["state"][0]["step"]
+    loaded_state, state = loaded.ent_coef_optimizer.state_dict()["state"][0], model.ent_coef_optimizer.state_dict()["state"][0]
+    assert loaded_state["step"] == state["step"]
     obs = np.stack([model.observation_space.sample() for _ in range(8)])
     np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
     loaded.learn(100, reset_num_timesteps=False)
