@@ -132,6 +132,19 @@ def test_her_on_bit_flipping(tmp_path, continuous):
     assert isinstance(model.replay_buffer, HerReplayBuffer) and model.replay_buffer.size() == size
 
 
+def test_her_on_a_goal_conditioned_mujoco_task():
+    gymnasium_robotics = pytest.importorskip("gymnasium_robotics")
+    gym.register_envs(gymnasium_robotics)
+    env = gym.make("PointMaze_UMaze-v3", max_episode_steps=20)
+    model = SQL("MultiInputPolicy", env, replay_buffer_class=HerReplayBuffer, policy_kwargs={"net_arch": [16]}, **TINY)
+    model.learn(100)
+    assert isinstance(model.replay_buffer, HerReplayBuffer) and model._n_updates == 50
+    batch = model.replay_buffer.sample(200)
+    achieved = batch.next_observations["achieved_goal"].numpy()
+    desired = batch.observations["desired_goal"].numpy()
+    np.testing.assert_allclose(batch.rewards.numpy().ravel(), env.unwrapped.compute_reward(achieved, desired, None))
+
+
 @pytest.mark.parametrize("kind", ["continuous", "discrete"])
 def test_vec_normalize(kind):
     env = VecNormalize(make_vec_env(MLP_ENV_IDS[kind], n_envs=2))
