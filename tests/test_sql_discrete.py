@@ -37,9 +37,10 @@ def test_policy_class_for_the_other_action_space_is_refused(policy, env):
         SQL(policy, env)
 
 
-@pytest.mark.parametrize("soft_double_q", [False, True])
-def test_critic_loss_uses_the_exact_soft_value(tmp_path, soft_double_q):
-    model = small_model(learning_starts=200, ent_coef=0.5, soft_double_q=soft_double_q, policy_kwargs={"n_critics": 2})
+@pytest.mark.parametrize("soft_double_q, n_steps", [(False, 1), (True, 1), (False, 3)])
+def test_critic_loss_uses_the_exact_soft_value(tmp_path, soft_double_q, n_steps):
+    kwargs = {"ent_coef": 0.5, "soft_double_q": soft_double_q, "n_steps": n_steps, "policy_kwargs": {"n_critics": 2}}
+    model = small_model(learning_starts=200, **kwargs)
     model.learn(200)
     model.set_logger(configure(str(tmp_path), ["csv"]))
     batch = fixed_batch(model)
@@ -49,7 +50,8 @@ def test_critic_loss_uses_the_exact_soft_value(tmp_path, soft_double_q):
             next_value = soft_double_q_value(*next_q, 0.5)
         else:
             next_value = exact_soft_value(th.minimum(*next_q), 0.5)
-        target = batch.rewards + 0.99 * (1 - batch.dones) * next_value[:, None]
+        discounts = 0.99 if n_steps == 1 else batch.discounts  # n-step returns: gamma^k, k <= n_steps
+        target = batch.rewards + discounts * (1 - batch.dones) * next_value[:, None]
         current = [q.gather(1, batch.actions.long()) for q in model.critic(batch.observations)]
         expected_loss = 0.5 * sum(((q - target) ** 2).mean() for q in current)
         assert not th.allclose(next_value, exact_soft_value(next_q[0], 0.5))  # the two critics differ
