@@ -323,8 +323,8 @@ class DiscreteCritic(BaseModel):
 class SoftQPolicy(BasePolicy):
     """Policy of SQL for discrete actions: the Boltzmann policy ``softmax(Q(s, .) / alpha)``.
 
-    No sampler is needed: the soft value and the policy are exact for ``A`` actions
-    (ALGORITHM.md section 6). The policy holds the soft Q-function(s) (a :class:`DiscreteCritic`),
+    No sampler is needed: the soft value (Haarnoja et al., 2017, Eq. 5) and the policy (Eq. 6) are
+    exact for ``A`` actions (ALGORITHM.md section 6). The policy holds the soft Q-function(s) (a :class:`DiscreteCritic`),
     their target copy, and the temperature ``alpha`` as ``log_ent_coef`` (learnt by the algorithm
     when ``ent_coef="auto"``, fixed otherwise), so that a saved policy acts on its own.
     Acting samples from ``softmax(min_i Q_i(s, .) / alpha)``; ``deterministic=True`` takes the argmax.
