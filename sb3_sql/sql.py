@@ -15,7 +15,13 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.type_aliases import (
+    DictReplayBufferSamples,
+    GymEnv,
+    MaybeCallback,
+    ReplayBufferSamples,
+    Schedule,
+)
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
@@ -357,7 +363,7 @@ class SQL(OffPolicyAlgorithm):
         for key, values in stats.items():
             self.logger.record(f"train/{key}", th.stack(values).mean().item())
 
-    def _svgd_step(self, replay_data: ReplayBufferSamples) -> dict[str, th.Tensor]:
+    def _svgd_step(self, replay_data: ReplayBufferSamples | DictReplayBufferSamples) -> dict[str, th.Tensor]:
         """One gradient step for continuous actions: soft Q update (Eq. 10-11), then amortized SVGD (Eq. 13-14).
 
         :return: the step's statistics, scalar tensors keyed by logger name (without ``train/``).
@@ -419,7 +425,7 @@ class SQL(OffPolicyAlgorithm):
             "saturated_fraction": (pre_tanh.detach().tanh().abs() > SATURATION_THRESHOLD).float().mean(),
         }
 
-    def _soft_q_learning_step(self, replay_data: ReplayBufferSamples) -> dict[str, th.Tensor]:
+    def _soft_q_learning_step(self, replay_data: ReplayBufferSamples | DictReplayBufferSamples) -> dict[str, th.Tensor]:
         """One gradient step for discrete actions: exact soft value and soft Q update (Eq. 5, 7), then the temperature.
 
         :return: the step's statistics, scalar tensors keyed by logger name (without ``train/``).
