@@ -21,11 +21,11 @@ def zoo_kwargs(path: Path, env_id: str) -> dict:
     return kwargs
 
 
-def sac_zoo_kwargs(env_id: str) -> dict:
-    """SB3 SAC's tuned hyperparameters for ``env_id`` as shipped with rl_zoo3."""
+def rl_zoo_kwargs(algo: str, env_id: str) -> dict:
+    """SB3 ``algo``'s tuned hyperparameters for ``env_id`` as shipped with rl_zoo3 (e.g. ``"sac"``, ``"dqn"``)."""
     import rl_zoo3
 
-    return zoo_kwargs(Path(rl_zoo3.__file__).parent / "hyperparams" / "sac.yml", env_id)
+    return zoo_kwargs(Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml", env_id)
 
 
 class TrainingThroughput(BaseCallback):

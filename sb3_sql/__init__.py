@@ -1,7 +1,15 @@
 """sb3_sql: Soft Q-Learning (Haarnoja et al., ICML 2017) for Stable-Baselines3."""
 
 from sb3_sql.envs import MultiGoalEnv
-from sb3_sql.policies import MlpPolicy, SVGDPolicy
+from sb3_sql.policies import (
+    CnnSoftQPolicy,
+    CnnSVGDPolicy,
+    MlpPolicy,
+    MultiInputSoftQPolicy,
+    MultiInputSVGDPolicy,
+    SoftQPolicy,
+    SVGDPolicy,
+)
 from sb3_sql.resume import ResumableCheckpointCallback, load_checkpoint
 from sb3_sql.sql import SQL
 
@@ -9,10 +17,15 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SQL",
+    "CnnSVGDPolicy",
+    "CnnSoftQPolicy",
     "MlpPolicy",
     "MultiGoalEnv",
+    "MultiInputSVGDPolicy",
+    "MultiInputSoftQPolicy",
     "ResumableCheckpointCallback",
     "SVGDPolicy",
+    "SoftQPolicy",
     "__version__",
     "load_checkpoint",
 ]

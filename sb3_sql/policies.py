@@ -1,18 +1,21 @@
 """Networks of Soft Q-Learning: the soft Q-function(s), their target, and the SVGD sampler.
 
 Source: Haarnoja et al., ICML 2017, section 3.2 (the sampling network ``a = f_phi(xi; s)``) and
-the reference code's ``StochasticNNPolicy`` (haarnoja/softqlearning).
+the reference code's ``StochasticNNPolicy`` (haarnoja/softqlearning). For discrete actions the
+policy is the Boltzmann distribution of the soft Q-function itself (ALGORITHM.md section 6).
 """
 
 from typing import Any
 
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.policies import BaseModel, BasePolicy, ContinuousCritic
 from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
+    CombinedExtractor,
     FlattenExtractor,
+    NatureCNN,
     create_mlp,
     get_actor_critic_arch,
 )
@@ -248,4 +251,213 @@ class SVGDPolicy(BasePolicy):
         self.training = mode
 
 
+class CnnSVGDPolicy(SVGDPolicy):
+    """``SVGDPolicy`` for image observations: SB3's ``NatureCNN`` features extractor by default.
+
+    Same arguments as :class:`SVGDPolicy`.
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, lr_schedule: Schedule, **kwargs: Any):
+        kwargs.setdefault("features_extractor_class", NatureCNN)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+
+class MultiInputSVGDPolicy(SVGDPolicy):
+    """``SVGDPolicy`` for ``Dict`` observations: SB3's ``CombinedExtractor`` by default.
+
+    Same arguments as :class:`SVGDPolicy`.
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, lr_schedule: Schedule, **kwargs: Any):
+        kwargs.setdefault("features_extractor_class", CombinedExtractor)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+
 MlpPolicy = SVGDPolicy
+
+
+class DiscreteCritic(BaseModel):
+    """Soft Q-functions of a discrete action space: ``Q(s, .)`` for all ``A`` actions at once.
+
+    SB3's ``ContinuousCritic`` layout (``n_critics`` heads on one features extractor, so the
+    features are computed once per state) with DQN's output layer (one value per action).
+
+    :param observation_space: observation space.
+    :param action_space: a ``Discrete`` space with ``A`` actions.
+    :param net_arch: hidden layer sizes of each head.
+    :param features_extractor: network extracting features from observations.
+    :param features_dim: size of the extracted features.
+    :param activation_fn: activation of the hidden layers.
+    :param normalize_images: whether to divide image observations by 255.
+    :param n_critics: number of soft Q-functions.
+    """
+
+    action_space: spaces.Discrete
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        net_arch: list[int],
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        normalize_images: bool = True,
+        n_critics: int = 1,
+    ):
+        super().__init__(
+            observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
+        )
+        self.n_critics = n_critics
+        n_actions = int(action_space.n)
+        self.q_networks = nn.ModuleList(
+            nn.Sequential(*create_mlp(features_dim, n_actions, net_arch, activation_fn)) for _ in range(n_critics)
+        )
+
+    def forward(self, obs: PyTorchObs) -> tuple[th.Tensor, ...]:
+        """The soft Q-values of every action, one ``[batch, A]`` tensor per critic."""
+        features = self.extract_features(obs, self.features_extractor)
+        return tuple(q_net(features) for q_net in self.q_networks)
+
+
+class SoftQPolicy(BasePolicy):
+    """Policy of SQL for discrete actions: the Boltzmann policy ``softmax(Q(s, .) / alpha)``.
+
+    No sampler is needed: the soft value (Haarnoja et al., 2017, Eq. 5) and the policy (Eq. 6) are
+    exact for ``A`` actions (ALGORITHM.md section 6). The policy holds the soft Q-function(s) (a :class:`DiscreteCritic`),
+    their target copy, and the temperature ``alpha`` as ``log_ent_coef`` (learnt by the algorithm
+    when ``ent_coef="auto"``, fixed otherwise), so that a saved policy acts on its own.
+    Acting samples from ``softmax(min_i Q_i(s, .) / alpha)``; ``deterministic=True`` takes the argmax.
+
+    :param observation_space: observation space.
+    :param action_space: a ``Discrete`` space.
+    :param lr_schedule: learning rate schedule of the soft Q-function(s).
+    :param net_arch: hidden layers of each soft Q-function; default ``[128, 128]`` (the reference
+        code's size for continuous actions).
+    :param activation_fn: activation of the hidden layers (default ReLU).
+    :param features_extractor_class: features extractor (default ``FlattenExtractor``).
+    :param features_extractor_kwargs: keyword arguments for the features extractor.
+    :param normalize_images: whether to divide image observations by 255.
+    :param optimizer_class: optimizer (default Adam).
+    :param optimizer_kwargs: keyword arguments for the optimizer, learning rate excluded.
+    :param n_critics: number of soft Q-functions (default 1); with 2, targets use the minimum or
+        the soft double-Q estimate (``SQL(soft_double_q=True)``).
+    :raises ValueError: if ``n_critics < 1``.
+    """
+
+    action_space: spaces.Discrete
+    critic: DiscreteCritic
+    critic_target: DiscreteCritic
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        net_arch: list[int] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        n_critics: int = 1,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor_class,
+            features_extractor_kwargs,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            normalize_images=normalize_images,
+        )
+        if n_critics < 1:
+            raise ValueError(f"n_critics must be at least 1, got {n_critics}")
+        self.net_arch = [128, 128] if net_arch is None else net_arch
+        self.activation_fn = activation_fn
+        self.n_critics = n_critics
+        self.critic_kwargs = {
+            "observation_space": self.observation_space,
+            "action_space": self.action_space,
+            "net_arch": self.net_arch,
+            "activation_fn": activation_fn,
+            "normalize_images": normalize_images,
+            "n_critics": n_critics,
+        }
+        # log(alpha), shape [1]: set by the algorithm, saved with the policy, learnt when ent_coef="auto".
+        self.log_ent_coef = nn.Parameter(th.zeros(1), requires_grad=False)
+        self._build(lr_schedule)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        self.critic = self.make_critic()
+        self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        # The target has its own features extractor; it starts as a copy of the critic.
+        self.critic_target = self.make_critic()
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.set_training_mode(False)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            dict(
+                net_arch=self.net_arch,
+                activation_fn=self.activation_fn,
+                n_critics=self.n_critics,
+                lr_schedule=self._dummy_schedule,
+                optimizer_class=self.optimizer_class,
+                optimizer_kwargs=self.optimizer_kwargs,
+                features_extractor_class=self.features_extractor_class,
+                features_extractor_kwargs=self.features_extractor_kwargs,
+            )
+        )
+        return data
+
+    def make_critic(self) -> DiscreteCritic:
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, None)
+        return DiscreteCritic(**critic_kwargs).to(self.device)
+
+    @property
+    def ent_coef(self) -> float:
+        """The temperature ``alpha`` used for acting."""
+        return self.log_ent_coef.exp().item()
+
+    def q_values(self, obs: PyTorchObs) -> th.Tensor:
+        """``min_i Q_i(s, .)`` over the critics, shape ``[batch, A]``."""
+        return th.stack(self.critic(obs)).min(dim=0).values
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self._predict(obs, deterministic=deterministic)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        q_values = self.q_values(observation)
+        if deterministic:
+            return q_values.argmax(dim=1)
+        # Boltzmann policy pi(a|s) = softmax(Q(s, .) / alpha) (Eq. 6).
+        return th.distributions.Categorical(logits=q_values / self.log_ent_coef.exp()).sample()
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.critic.set_training_mode(mode)
+        self.training = mode
+
+
+class CnnSoftQPolicy(SoftQPolicy):
+    """``SoftQPolicy`` for image observations: SB3's ``NatureCNN`` features extractor by default.
+
+    Same arguments as :class:`SoftQPolicy`.
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Discrete, lr_schedule: Schedule, **kwargs: Any):
+        kwargs.setdefault("features_extractor_class", NatureCNN)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+
+class MultiInputSoftQPolicy(SoftQPolicy):
+    """``SoftQPolicy`` for ``Dict`` observations: SB3's ``CombinedExtractor`` by default.
+
+    Same arguments as :class:`SoftQPolicy`.
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Discrete, lr_schedule: Schedule, **kwargs: Any):
+        kwargs.setdefault("features_extractor_class", CombinedExtractor)
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)

@@ -17,37 +17,60 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.type_aliases import (
+    DictReplayBufferSamples,
+    GymEnv,
+    MaybeCallback,
+    ReplayBufferSamples,
+    Schedule,
+)
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
 from sb3_sql.checks import check_finite_update, check_model_archive
 from sb3_sql.kernels import adaptive_isotropic_gaussian_kernel
-from sb3_sql.policies import MlpPolicy, SamplerNetwork, SVGDPolicy
-from sb3_sql.soft_value import importance_sampled_soft_value
+from sb3_sql.policies import (
+    CnnSoftQPolicy,
+    CnnSVGDPolicy,
+    DiscreteCritic,
+    MlpPolicy,
+    MultiInputSoftQPolicy,
+    MultiInputSVGDPolicy,
+    SamplerNetwork,
+    SoftQPolicy,
+    SVGDPolicy,
+)
+from sb3_sql.soft_value import exact_soft_value, importance_sampled_soft_value, soft_double_q_value
 from sb3_sql.svgd import SATURATION_THRESHOLD, post_tanh_log_correction, squash_log_jacobian, stein_direction
 
 SelfSQL = TypeVar("SelfSQL", bound="SQL")
 
 ParticleSpace = Literal["pre_tanh", "post_tanh"]
 PARTICLE_SPACES = ("pre_tanh", "post_tanh")
+# target_entropy="auto" for discrete actions: this share of the uniform policy's entropy log(A).
+AUTO_TARGET_ENTROPY_SCALE = 0.5
 
 
 class SQL(OffPolicyAlgorithm):
     """
-    Soft Q-Learning (SQL) with an amortized SVGD sampler, for bounded continuous actions.
+    Soft Q-Learning (SQL), for bounded continuous and for discrete actions.
 
-    The soft Q-function defines the energy-based policy ``pi(a|s) ~ exp(Q(s, a) / alpha)``; a
-    sampling network ``a = tanh(f(s, xi))``, ``xi ~ N(0, I)``, is trained by amortized Stein
-    variational gradient descent to draw from it, and the soft value of the next state is
-    estimated by importance sampling with a uniform proposal.
+    The soft Q-function defines the energy-based policy ``pi(a|s) ~ exp(Q(s, a) / alpha)``.
+    For continuous actions a sampling network ``a = tanh(f(s, xi))``, ``xi ~ N(0, I)``, is trained
+    by amortized Stein variational gradient descent to draw from it, and the soft value of the next
+    state is estimated by importance sampling with a uniform proposal. For discrete actions the
+    policy is ``softmax(Q(s, .) / alpha)`` and the soft value ``alpha * logsumexp(Q / alpha)`` is
+    exact: no sampler.
     Paper: https://arxiv.org/abs/1702.08165
 
-    :param policy: the policy model to use (``"MlpPolicy"`` or an ``SVGDPolicy`` subclass).
+    :param policy: the policy model to use: ``"MlpPolicy"``, ``"CnnPolicy"`` or
+        ``"MultiInputPolicy"`` (resolved by the action space to an ``SVGDPolicy`` or a
+        ``SoftQPolicy``), or a policy class that fits the action space.
     :param env: the environment to learn from (if registered in Gymnasium, can be a str).
-        Its action space must be a ``gymnasium.spaces.Box`` with finite bounds.
-    :param learning_rate: Adam learning rate of the soft Q-function and of the sampler
-        (reference 3e-4); it can be a function of the current progress remaining (from 1 to 0).
+        Its action space must be a ``gymnasium.spaces.Box`` with finite bounds or a
+        ``gymnasium.spaces.Discrete`` (starting at 0).
+    :param learning_rate: Adam learning rate of the soft Q-function, of the sampler and of the
+        temperature (reference 3e-4); it can be a function of the current progress remaining (from 1 to 0).
     :param buffer_size: size of the replay buffer.
     :param learning_starts: how many steps to collect (with uniformly random actions, as in SB3)
         before learning starts (reference 1000).
@@ -59,7 +82,8 @@ class SQL(OffPolicyAlgorithm):
         ``(n, "episode")``.
     :param gradient_steps: gradient steps after each rollout; ``-1`` means as many as
         environment steps were collected.
-    :param action_noise: optional extra action noise (None by default; the sampler explores).
+    :param action_noise: optional extra action noise for continuous actions (None by default; the
+        sampler explores). Discrete actions explore through the Boltzmann policy.
     :param replay_buffer_class: replay buffer class to use (for instance ``HerReplayBuffer``).
     :param replay_buffer_kwargs: keyword arguments for the replay buffer.
     :param optimize_memory_usage: enable the memory efficient variant of the replay buffer.
@@ -67,8 +91,13 @@ class SQL(OffPolicyAlgorithm):
     :param ent_coef: the temperature ``alpha`` (a positive float) of the maximum-entropy
         objective, in reward units. The reference code keeps ``alpha = 1`` and multiplies
         rewards by ``reward_scale``: that is ``ent_coef = 1 / reward_scale`` (Q measured in
-        reward units here, in scaled units there). ``"auto"`` is refused: the sampler's
-        entropy is not tractable for continuous actions.
+        reward units here, in scaled units there). For discrete actions ``"auto"`` (or
+        ``"auto_<init>"``, e.g. ``"auto_0.1"``; initial value 1.0 otherwise) learns it as SAC does, with
+        the exact entropy of the Boltzmann policy; it is refused for continuous actions, where the
+        sampler's entropy is not tractable.
+    :param target_entropy: the entropy (nats) that ``ent_coef="auto"`` aims at, for discrete
+        actions; ``"auto"`` means ``0.5 * log(A)``, half the entropy of the uniform policy over ``A``
+        actions.
     :param target_update_interval: update the target network every ``target_update_interval``
         gradient steps (counted over the whole training, reference 1000).
     :param value_n_particles: ``M``, uniform actions drawn per gradient step to estimate the
@@ -80,6 +109,9 @@ class SQL(OffPolicyAlgorithm):
     :param particle_space: where the SVGD particles live: ``"pre_tanh"`` (default, exact: the
         squashed samples follow ``exp(Q / alpha)``) or ``"post_tanh"`` (the reference code's
         action-space particles, biased towards the centre of the box).
+    :param soft_double_q: discrete actions with ``n_critics=2`` only: the soft value of the next
+        state is the soft double-Q estimate (the first target critic's Boltzmann policy, evaluated
+        by the second) instead of the exact soft value of the minimum of the two.
     :param stats_window_size: window size for the rollout logging.
     :param tensorboard_log: the log location for tensorboard (if None, no logging).
     :param policy_kwargs: additional arguments for the policy (``net_arch``, ``n_critics``, ...).
@@ -87,20 +119,32 @@ class SQL(OffPolicyAlgorithm):
     :param seed: seed for the pseudo random generators.
     :param device: device (cpu, cuda, ...) on which the code should be run.
     :param _init_setup_model: whether or not to build the network at the creation of the instance.
-    :raises ValueError: for an action space other than a bounded ``Box``, ``ent_coef <= 0`` or
-        ``"auto"``, ``value_n_particles < 1``, ``kernel_n_particles < 2``, a ``kernel_update_ratio``
-        that leaves no fixed or no updated particle, or an unknown ``particle_space``.
+    :raises ValueError: for an action space other than a bounded ``Box`` or a ``Discrete``, a
+        policy class for the other kind of action space, ``ent_coef <= 0``, ``"auto"`` for
+        continuous actions, ``action_noise`` or ``soft_double_q`` where they do not apply,
+        ``value_n_particles < 1``, ``kernel_n_particles < 2``, a ``kernel_update_ratio`` that
+        leaves no fixed or no updated particle, or an unknown ``particle_space``.
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
-    policy: SVGDPolicy
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnSVGDPolicy,
+        "MultiInputPolicy": MultiInputSVGDPolicy,
+    }
+    # The same names for discrete action spaces, resolved in __init__.
+    discrete_policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": SoftQPolicy,
+        "CnnPolicy": CnnSoftQPolicy,
+        "MultiInputPolicy": MultiInputSoftQPolicy,
+    }
+    policy: SVGDPolicy | SoftQPolicy
     actor: SamplerNetwork
-    critic: ContinuousCritic
-    critic_target: ContinuousCritic
+    critic: ContinuousCritic | DiscreteCritic
+    critic_target: ContinuousCritic | DiscreteCritic
 
     def __init__(
         self,
-        policy: str | type[SVGDPolicy],
+        policy: str | type[SVGDPolicy] | type[SoftQPolicy],
         env: GymEnv | str,
         learning_rate: float | Schedule = 3e-4,
         buffer_size: int = 1_000_000,
@@ -115,12 +159,14 @@ class SQL(OffPolicyAlgorithm):
         replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False,
         n_steps: int = 1,
-        ent_coef: float = 0.1,
+        ent_coef: float | str = 0.1,
+        target_entropy: float | str = "auto",
         target_update_interval: int = 1000,
         value_n_particles: int = 16,
         kernel_n_particles: int = 16,
         kernel_update_ratio: float = 0.5,
         particle_space: ParticleSpace = "pre_tanh",
+        soft_double_q: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -132,6 +178,8 @@ class SQL(OffPolicyAlgorithm):
         env = maybe_make_env(env, verbose)
         if env is not None:
             self._check_action_space(env.action_space)
+            if isinstance(policy, str) and isinstance(env.action_space, spaces.Discrete):
+                policy = self.discrete_policy_aliases.get(policy, policy)  # unknown names: SB3's error
         super().__init__(
             policy,
             env,
@@ -160,22 +208,32 @@ class SQL(OffPolicyAlgorithm):
             sde_support=False,
         )
         self.ent_coef = ent_coef
+        self.target_entropy = target_entropy
+        self.ent_coef_optimizer: th.optim.Adam | None = None
         self.target_update_interval = target_update_interval
         self.value_n_particles = value_n_particles
         self.kernel_n_particles = kernel_n_particles
         self.kernel_update_ratio = kernel_update_ratio
         self.particle_space = particle_space
+        self.soft_double_q = soft_double_q
 
         if _init_setup_model:
             self._setup_model()
 
     @staticmethod
     def _check_action_space(space: spaces.Space) -> None:
-        """Refuse action spaces other than a ``Box`` with finite bounds (ValueError)."""
+        """Refuse action spaces other than a ``Box`` with finite bounds or a ``Discrete`` starting at 0 (ValueError)."""
+        if isinstance(space, spaces.Discrete):
+            if space.start != 0:
+                raise ValueError(
+                    f"SQL needs a Discrete action space that starts at 0, got {space}: "
+                    "shift the actions with a gymnasium.ActionWrapper."
+                )
+            return
         if not isinstance(space, spaces.Box):
             raise ValueError(
-                f"SQL does not support the action space {space}: supported is a gymnasium.spaces.Box "
-                "with finite bounds (continuous actions)."
+                f"SQL does not support the action space {space}: supported are a gymnasium.spaces.Box "
+                "with finite bounds (continuous actions) and a gymnasium.spaces.Discrete (discrete actions)."
             )
         if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
             raise ValueError(
@@ -188,12 +246,21 @@ class SQL(OffPolicyAlgorithm):
                 f"low={space.low}, high={space.high}: fix the bounds (actions are rescaled by high - low)."
             )
 
+    @property
+    def discrete_actions(self) -> bool:
+        """Whether the action space is ``Discrete`` (soft Q-learning proper, no sampler)."""
+        return isinstance(self.action_space, spaces.Discrete)
+
     def _check_arguments(self) -> None:
         """Refuse hyperparameters SQL cannot learn with (ValueError), before any network or buffer is built."""
-        if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, SVGDPolicy)):
+        self._check_action_space(self.action_space)
+        expected_policy = SoftQPolicy if self.discrete_actions else SVGDPolicy
+        if not (isinstance(self.policy_class, type) and issubclass(self.policy_class, expected_policy)):
             raise ValueError(
-                f"SQL needs an SVGDPolicy, got {self.policy_class}. When loading, the file was saved by another "
-                "algorithm: load it with that algorithm's class (e.g. SAC.load)."
+                f"The policy {self.policy_class} does not fit the action space {self.action_space}: SQL needs a "
+                f"subclass of {expected_policy.__name__} there, or a name ('MlpPolicy', 'CnnPolicy', 'MultiInputPolicy'). "
+                "If you are loading a file, it was saved by another algorithm: load it with that algorithm's class "
+                "(e.g. SAC.load)."
             )
         # 0 is allowed: it freezes the networks (rl_zoo3's enjoy loads models with learning_rate=0).
         if not (callable(self.learning_rate) or (np.isfinite(self.learning_rate) and self.learning_rate >= 0)):
@@ -212,13 +279,26 @@ class SQL(OffPolicyAlgorithm):
         if not 0.0 < self.tau <= 1.0:
             raise ValueError(f"tau must be in (0, 1] (1.0 is a hard target copy), got {self.tau}")
         if isinstance(self.ent_coef, str):
-            raise ValueError(
-                f"ent_coef={self.ent_coef!r} is not supported for continuous actions (the sampler's "
-                "entropy is not tractable): pass the temperature as a positive float, "
-                "e.g. ent_coef=0.1 (= 1 / reward_scale of the reference code)."
-            )
-        if not (np.isfinite(self.ent_coef) and self.ent_coef > 0):
+            if not self.discrete_actions:
+                raise ValueError(
+                    f"ent_coef={self.ent_coef!r} is not supported for continuous actions (the sampler's "
+                    "entropy is not tractable): pass the temperature as a positive float, "
+                    "e.g. ent_coef=0.1 (= 1 / reward_scale of the reference code)."
+                )
+            self._initial_ent_coef()  # checks "auto" / "auto_<init>"
+        elif not (np.isfinite(self.ent_coef) and self.ent_coef > 0):
             raise ValueError(f"ent_coef (the temperature alpha) must be a positive finite float, got {self.ent_coef}")
+        if self.discrete_actions and self.action_noise is not None:
+            raise ValueError(
+                "action_noise applies to continuous actions only: discrete actions explore through the "
+                "Boltzmann policy softmax(Q / ent_coef); raise ent_coef for more exploration."
+            )
+        n_critics = self.policy_kwargs.get("n_critics", 1)
+        if self.soft_double_q and not (self.discrete_actions and n_critics == 2):
+            raise ValueError(
+                f"soft_double_q needs discrete actions and policy_kwargs n_critics=2, got {self.action_space} "
+                f"and n_critics={n_critics}."
+            )
         if self.value_n_particles < 1:
             raise ValueError(f"value_n_particles (M) must be at least 1, got {self.value_n_particles}")
         if self.kernel_n_particles < 2:
@@ -239,15 +319,46 @@ class SQL(OffPolicyAlgorithm):
         if self.target_update_interval < 1:
             raise ValueError(f"target_update_interval must be at least 1, got {self.target_update_interval}")
 
+    def _initial_ent_coef(self) -> float:
+        """The temperature to start from: ``ent_coef`` itself, or ``<init>`` of ``"auto_<init>"`` (1.0 for ``"auto"``)."""
+        if not isinstance(self.ent_coef, str):
+            return float(self.ent_coef)
+        name, _, init = self.ent_coef.partition("_")
+        try:
+            init_value = float(init) if init else 1.0
+        except ValueError:
+            init_value = float("nan")
+        if name != "auto" or not (np.isfinite(init_value) and init_value > 0):
+            raise ValueError(
+                f"ent_coef must be a positive float, 'auto' or 'auto_<init>' with a positive initial value "
+                f"(e.g. 'auto_0.1'), got {self.ent_coef!r}"
+            )
+        return init_value
+
     def _setup_model(self) -> None:
         self._check_arguments()
         super()._setup_model()
         self._create_aliases()
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
+        if self.discrete_actions:
+            self._setup_temperature()
+
+    def _setup_temperature(self) -> None:
+        """Discrete actions: the policy's ``log_ent_coef``, learnt as in SAC when ``ent_coef`` is ``"auto"``."""
+        assert isinstance(self.policy, SoftQPolicy)
+        if self.target_entropy == "auto":
+            self.target_entropy = AUTO_TARGET_ENTROPY_SCALE * float(np.log(self.action_space.n))  # type: ignore[attr-defined]
+        else:
+            self.target_entropy = float(self.target_entropy)
+        self.policy.log_ent_coef.data.fill_(np.log(self._initial_ent_coef()))
+        if isinstance(self.ent_coef, str):
+            self.policy.log_ent_coef.requires_grad_(True)
+            self.ent_coef_optimizer = th.optim.Adam([self.policy.log_ent_coef], lr=self.lr_schedule(1))
 
     def _create_aliases(self) -> None:
-        self.actor = self.policy.actor
+        if not self.discrete_actions:
+            self.actor = self.policy.actor
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
 
@@ -259,81 +370,145 @@ class SQL(OffPolicyAlgorithm):
         (Eq. 13), the sampler step (Eq. 14), then the target update.
         """
         self.policy.set_training_mode(True)
-        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+        optimizers = [self.critic.optimizer] if self.discrete_actions else [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        self._update_learning_rate(optimizers)
 
-        alpha = float(self.ent_coef)
-        action_dim = self.actor.action_dim
-        n_fixed = self.kernel_n_particles - int(self.kernel_n_particles * self.kernel_update_ratio)
-        stats: dict[str, list[th.Tensor]] = {
-            key: [] for key in ("critic_loss", "actor_loss", "q_value", "soft_value", "kernel_bandwidth", "saturated_fraction")
-        }
-
+        stats: dict[str, list[th.Tensor]] = {}
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-
-            with th.no_grad():
-                # Soft value of the next state, importance sampled with a uniform proposal (Eq. 10);
-                # one set of M actions [M, D] for the whole minibatch.
-                value_actions = 2.0 * th.rand(self.value_n_particles, action_dim, device=self.device) - 1.0
-                next_q_values = self.policy.particle_q_values(self.critic_target, replay_data.next_observations, value_actions)
-                next_soft_value = importance_sampled_soft_value(next_q_values, alpha, action_dim).unsqueeze(-1)  # [batch, 1]
-                # Soft Bellman target (Eq. 11); `dones` is true termination only.
-                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_value
-
-            current_q_values = self.critic(replay_data.observations, replay_data.actions)
-            critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
-            assert isinstance(critic_loss, th.Tensor)
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            check_finite_update("critic", critic_loss, self.critic.parameters(), alpha, replay_data)
-            self.critic.optimizer.step()
-
-            # Sampler particles [batch, K, D]: the first K - int(K * ratio) are fixed, the rest updated.
-            pre_tanh = self.actor.pre_tanh_particles(replay_data.observations, self.kernel_n_particles)
-            fixed, updated = pre_tanh[:, :n_fixed].detach(), pre_tanh[:, n_fixed:]
-            if self.particle_space == "pre_tanh":
-                # log p(u) = Q(s, tanh u) / alpha + sum_d log(1 - tanh^2 u_d)
-                fixed.requires_grad_(True)
-                fixed_q = self.policy.particle_q_values(self.critic, replay_data.observations, th.tanh(fixed))
-                log_p = fixed_q / alpha + squash_log_jacobian(fixed)
-                fixed_particles, updated_particles = fixed, updated
+            if self.discrete_actions:
+                step_stats = self._soft_q_learning_step(replay_data)
             else:
-                # Reference code: particles are actions, log p(a) = Q(s, a) / alpha + sum_d log(1 - a_d^2 + eps)
-                fixed_actions = th.tanh(fixed).requires_grad_(True)
-                fixed_q = self.policy.particle_q_values(self.critic, replay_data.observations, fixed_actions)
-                log_p = fixed_q / alpha + post_tanh_log_correction(fixed_actions)
-                fixed_particles, updated_particles = fixed_actions, th.tanh(updated)
-            (grad_log_p,) = th.autograd.grad(log_p.sum(), fixed_particles)  # [batch, Kx, D], critic untouched
-
-            # Stein variational direction with the adaptive RBF kernel (Eq. 13).
-            kernel = adaptive_isotropic_gaussian_kernel(fixed_particles.detach(), updated_particles.detach())
-            direction = stein_direction(kernel, grad_log_p)  # [batch, Ky, D]
-            # The sampler follows the direction through the chain rule (Eq. 14): a sum, not a mean.
-            actor_loss = -(updated_particles * direction).sum()
-            self.actor.optimizer.zero_grad()
-            actor_loss.backward()
-            check_finite_update("sampler", actor_loss, self.actor.parameters(), alpha, replay_data)
-            self.actor.optimizer.step()
+                step_stats = self._svgd_step(replay_data)
 
             # Target update: a hard copy every target_update_interval steps by default.
             if (self._n_updates + gradient_step + 1) % self.target_update_interval == 0:
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
-            stats["critic_loss"].append(critic_loss.detach())
-            stats["actor_loss"].append(actor_loss.detach())
-            stats["q_value"].append(current_q_values[0].detach().mean())
-            stats["soft_value"].append(next_soft_value.mean())
-            stats["kernel_bandwidth"].append(kernel.bandwidth.mean())
-            stats["saturated_fraction"].append((pre_tanh.detach().tanh().abs() > SATURATION_THRESHOLD).float().mean())
+            for key, value in step_stats.items():
+                stats.setdefault(key, []).append(value)
 
         self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/ent_coef", alpha)
         for key, values in stats.items():
             self.logger.record(f"train/{key}", th.stack(values).mean().item())
+
+    def _svgd_step(self, replay_data: ReplayBufferSamples | DictReplayBufferSamples) -> dict[str, th.Tensor]:
+        """One gradient step for continuous actions: soft Q update (Eq. 10-11), then amortized SVGD (Eq. 13-14).
+
+        :return: the step's statistics, scalar tensors keyed by logger name (without ``train/``).
+        """
+        alpha = float(self.ent_coef)
+        action_dim = self.actor.action_dim
+        n_fixed = self.kernel_n_particles - int(self.kernel_n_particles * self.kernel_update_ratio)
+        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+
+        with th.no_grad():
+            # Soft value of the next state, importance sampled with a uniform proposal (Eq. 10);
+            # one set of M actions [M, D] for the whole minibatch.
+            value_actions = 2.0 * th.rand(self.value_n_particles, action_dim, device=self.device) - 1.0
+            next_q_values = self.policy.particle_q_values(self.critic_target, replay_data.next_observations, value_actions)
+            next_soft_value = importance_sampled_soft_value(next_q_values, alpha, action_dim).unsqueeze(-1)  # [batch, 1]
+            # Soft Bellman target (Eq. 11); `dones` is true termination only.
+            target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_value
+
+        current_q_values = self.critic(replay_data.observations, replay_data.actions)
+        critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
+        assert isinstance(critic_loss, th.Tensor)
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        check_finite_update("critic", critic_loss, self.critic.parameters(), alpha, replay_data)
+        self.critic.optimizer.step()
+
+        # Sampler particles [batch, K, D]: the first K - int(K * ratio) are fixed, the rest updated.
+        pre_tanh = self.actor.pre_tanh_particles(replay_data.observations, self.kernel_n_particles)
+        fixed, updated = pre_tanh[:, :n_fixed].detach(), pre_tanh[:, n_fixed:]
+        if self.particle_space == "pre_tanh":
+            # log p(u) = Q(s, tanh u) / alpha + sum_d log(1 - tanh^2 u_d)
+            fixed.requires_grad_(True)
+            fixed_q = self.policy.particle_q_values(self.critic, replay_data.observations, th.tanh(fixed))
+            log_p = fixed_q / alpha + squash_log_jacobian(fixed)
+            fixed_particles, updated_particles = fixed, updated
+        else:
+            # Reference code: particles are actions, log p(a) = Q(s, a) / alpha + sum_d log(1 - a_d^2 + eps)
+            fixed_actions = th.tanh(fixed).requires_grad_(True)
+            fixed_q = self.policy.particle_q_values(self.critic, replay_data.observations, fixed_actions)
+            log_p = fixed_q / alpha + post_tanh_log_correction(fixed_actions)
+            fixed_particles, updated_particles = fixed_actions, th.tanh(updated)
+        (grad_log_p,) = th.autograd.grad(log_p.sum(), fixed_particles)  # [batch, Kx, D], critic untouched
+
+        # Stein variational direction with the adaptive RBF kernel (Eq. 13).
+        kernel = adaptive_isotropic_gaussian_kernel(fixed_particles.detach(), updated_particles.detach())
+        direction = stein_direction(kernel, grad_log_p)  # [batch, Ky, D]
+        # The sampler follows the direction through the chain rule (Eq. 14): a sum, not a mean.
+        actor_loss = -(updated_particles * direction).sum()
+        self.actor.optimizer.zero_grad()
+        actor_loss.backward()
+        check_finite_update("sampler", actor_loss, self.actor.parameters(), alpha, replay_data)
+        self.actor.optimizer.step()
+
+        return {
+            "critic_loss": critic_loss.detach(),
+            "actor_loss": actor_loss.detach(),
+            "ent_coef": th.tensor(alpha),
+            "q_value": current_q_values[0].detach().mean(),
+            "soft_value": next_soft_value.mean(),
+            "kernel_bandwidth": kernel.bandwidth.mean(),
+            "saturated_fraction": (pre_tanh.detach().tanh().abs() > SATURATION_THRESHOLD).float().mean(),
+        }
+
+    def _soft_q_learning_step(self, replay_data: ReplayBufferSamples | DictReplayBufferSamples) -> dict[str, th.Tensor]:
+        """One gradient step for discrete actions: exact soft value and soft Q update (Eq. 5, 7), then the temperature.
+
+        :return: the step's statistics, scalar tensors keyed by logger name (without ``train/``).
+        """
+        assert isinstance(self.policy, SoftQPolicy)
+        alpha = self.policy.log_ent_coef.detach().exp()  # the temperature of this step, shape [1]
+        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+
+        with th.no_grad():
+            # Exact soft value of the next state (Eq. 5), from the target critic(s) [batch, A].
+            next_q_values = self.critic_target(replay_data.next_observations)
+            if self.soft_double_q:
+                next_soft_value = soft_double_q_value(*next_q_values, alpha)
+            else:
+                next_soft_value = exact_soft_value(th.stack(next_q_values).min(dim=0).values, alpha)
+            # Soft Bellman target (Eq. 7); `dones` is true termination only.
+            target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_value.unsqueeze(-1)
+
+        all_q_values = self.critic(replay_data.observations)  # one [batch, A] per critic
+        actions = replay_data.actions.long()  # [batch, 1]
+        current_q_values = [q_values.gather(1, actions) for q_values in all_q_values]
+        critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
+        assert isinstance(critic_loss, th.Tensor)
+        self.critic.optimizer.zero_grad()
+        critic_loss.backward()
+        check_finite_update("critic", critic_loss, self.critic.parameters(), alpha.item(), replay_data)
+        self.critic.optimizer.step()
+
+        # The Boltzmann policy softmax(Q / alpha) at the minibatch states (Eq. 6) and its exact entropy.
+        q_values = th.stack(all_q_values).detach().min(dim=0).values
+        entropy = th.distributions.Categorical(logits=q_values / alpha).entropy()  # [batch], nats
+        step_stats = {
+            "critic_loss": critic_loss.detach(),
+            "ent_coef": alpha.squeeze(0),
+            "entropy": entropy.mean(),
+            "q_value": current_q_values[0].detach().mean(),
+            "soft_value": next_soft_value.mean(),
+        }
+        if self.ent_coef_optimizer is not None:
+            # Automatic temperature as in SAC, with the exact entropy: alpha rises when H < target.
+            ent_coef_loss = (self.policy.log_ent_coef * (entropy.mean() - self.target_entropy)).sum()
+            self.ent_coef_optimizer.zero_grad()
+            ent_coef_loss.backward()
+            check_finite_update("temperature", ent_coef_loss, [self.policy.log_ent_coef], alpha.item(), replay_data)
+            self.ent_coef_optimizer.step()
+            step_stats["ent_coef_loss"] = ent_coef_loss.detach()
+        return step_stats
 
     def learn(
         self: SelfSQL,
@@ -368,7 +543,7 @@ class SQL(OffPolicyAlgorithm):
 
         :raises FileNotFoundError: if there is no file at ``path``.
         :raises ValueError: if the file is not an SB3 archive or is truncated (``check_model_archive``),
-            was saved by another algorithm (its policy is not an ``SVGDPolicy``), holds invalid
+            was saved by another algorithm (its policy does not fit SQL), holds invalid
             hyperparameters, or if ``env``'s spaces differ from the saved ones (SB3).
         """
         if isinstance(path, (str, pathlib.Path)):
@@ -387,4 +562,8 @@ class SQL(OffPolicyAlgorithm):
         return [*super()._excluded_save_params(), "actor", "critic", "critic_target"]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        return ["policy", "actor.optimizer", "critic.optimizer"], []
+        if not self.discrete_actions:
+            return ["policy", "actor.optimizer", "critic.optimizer"], []
+        # The temperature is the policy's log_ent_coef, saved with the policy.
+        optimizers = ["critic.optimizer"] if self.ent_coef_optimizer is None else ["critic.optimizer", "ent_coef_optimizer"]
+        return ["policy", *optimizers], []

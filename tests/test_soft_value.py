@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import PROPERTY_SETTINGS
 
-from sb3_sql.soft_value import importance_sampled_soft_value
+from sb3_sql.soft_value import exact_soft_value, importance_sampled_soft_value, soft_double_q_value
 
 
 @pytest.mark.parametrize("action_dim", [1, 3])
@@ -69,3 +69,32 @@ def test_soft_value_is_bounded_by_mean_and_max_and_exact_for_constant_q(
     th.testing.assert_close(importance_sampled_soft_value(q_values + 7.5, alpha, action_dim), value + 7.5)
     constant = importance_sampled_soft_value(th.full_like(q_values, level), alpha, action_dim)
     th.testing.assert_close(constant, th.full_like(constant, level + volume))
+
+
+def test_exact_soft_value_is_alpha_log_sum_exp():
+    q_values = th.tensor([[1.0, 2.0, -0.5], [0.0, 0.0, 0.0]], dtype=th.float64)
+    alpha = 0.7
+    expected = [alpha * math.log(sum(math.exp(q / alpha) for q in row)) for row in q_values.tolist()]
+    th.testing.assert_close(exact_soft_value(q_values, alpha), th.tensor(expected, dtype=th.float64))
+    # The soft value is the policy's expected Q plus alpha times its entropy (the maximum-entropy objective).
+    policy = th.distributions.Categorical(logits=q_values / alpha)
+    th.testing.assert_close(exact_soft_value(q_values, alpha), (policy.probs * q_values).sum(-1) + alpha * policy.entropy())
+
+
+def test_exact_soft_value_tends_to_the_max():
+    q_values = th.tensor([[1.0, 2.0, -0.5]], dtype=th.float64)
+    th.testing.assert_close(exact_soft_value(q_values, 1e-4), th.tensor([2.0], dtype=th.float64))
+
+
+def test_soft_double_q_value():
+    generator = th.Generator().manual_seed(0)
+    q_1, q_2 = th.randn(2, 6, 4, dtype=th.float64, generator=generator)
+    alpha = 0.3
+    # Equal critics: the exact soft value.
+    th.testing.assert_close(soft_double_q_value(q_1, q_1, alpha), exact_soft_value(q_1, alpha))
+    # E_{pi_1}[Q_2 - alpha log pi_1], the first critic's policy evaluated by the second.
+    policy_1 = th.distributions.Categorical(logits=q_1 / alpha)
+    expected = (policy_1.probs * q_2).sum(-1) + alpha * policy_1.entropy()
+    th.testing.assert_close(soft_double_q_value(q_1, q_2, alpha), expected)
+    # As alpha -> 0: Q_2 at the argmax of Q_1 (double Q-learning).
+    th.testing.assert_close(soft_double_q_value(q_1, q_2, 1e-6), q_2.gather(1, q_1.argmax(1, keepdim=True)).squeeze(1))

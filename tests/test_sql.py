@@ -144,7 +144,9 @@ def test_progress_bar_and_tensorboard(tmp_path):
     assert list(tmp_path.glob("SQL_1/events.out.tfevents.*"))
 
 
-class InfiniteBoxEnv(gym.Env):
+class ActionSpaceEnv(gym.Env):
+    """An environment with the given action space (by default an unbounded Box)."""
+
     observation_space = spaces.Box(-1, 1, (2,))
     action_space = spaces.Box(-np.inf, np.inf, (2,))
 
@@ -166,15 +168,20 @@ def inverted_box():
     return space
 
 
+SUPPORTED = r"supported are a gymnasium.spaces.Box with finite bounds \(continuous actions\) and a gymnasium.spaces.Discrete"
+
+
 @pytest.mark.parametrize(
     "env, message",
     [
-        ("CartPole-v1", r"does not support the action space Discrete\(2\).*Box"),
-        (InfiniteBoxEnv(), "bounded action space.*infinite bounds"),
-        (InfiniteBoxEnv(spaces.Box(np.float32([-1, 0]), np.float32([1, np.inf]))), "infinite bounds"),
-        (InfiniteBoxEnv(inverted_box()), r"low < high in every dimension.*low=\[ 2. -1.\], high=\[1. 1.\]"),
-        (InfiniteBoxEnv(spaces.Box(np.float32([0, 0]), np.float32([0, 1]))), r"low < high .*high=\[0. 1.\]"),
-        (InfiniteBoxEnv(spaces.MultiBinary(2)), "does not support the action space MultiBinary"),
+        (ActionSpaceEnv(spaces.MultiDiscrete([2, 3])), r"the action space MultiDiscrete\(\[2 3\]\).*" + SUPPORTED),
+        (ActionSpaceEnv(spaces.MultiBinary(3)), r"does not support the action space MultiBinary\(3\).*" + SUPPORTED),
+        (ActionSpaceEnv(spaces.Tuple([spaces.Discrete(2)] * 2)), r"does not support the action space Tuple\(.*" + SUPPORTED),
+        (ActionSpaceEnv(spaces.Discrete(3, start=1)), r"Discrete action space that starts at 0, got Discrete\(3, start=1\)"),
+        (ActionSpaceEnv(), "bounded action space.*infinite bounds"),
+        (ActionSpaceEnv(spaces.Box(np.float32([-1, 0]), np.float32([1, np.inf]))), "infinite bounds"),
+        (ActionSpaceEnv(inverted_box()), r"low < high in every dimension.*low=\[ 2. -1.\], high=\[1. 1.\]"),
+        (ActionSpaceEnv(spaces.Box(np.float32([0, 0]), np.float32([0, 1]))), r"low < high .*high=\[0. 1.\]"),
     ],
 )
 def test_unsupported_action_spaces_are_refused(env, message):
@@ -193,6 +200,7 @@ def test_unsupported_action_spaces_are_refused(env, message):
         ({"ent_coef": 0.0}, "positive finite"),
         ({"ent_coef": -1.0}, "positive finite"),
         ({"ent_coef": "auto"}, "not supported for continuous actions"),
+        ({"soft_double_q": True, "policy_kwargs": {"n_critics": 2}}, "soft_double_q needs discrete actions"),
         ({"particle_space": "latent"}, "particle_space must be one of"),
         ({"target_update_interval": 0}, "target_update_interval must be at least 1"),
         ({"kernel_update_ratio": float("nan")}, r"kernel_update_ratio must be a float in \(0, 1\), got nan"),
@@ -212,7 +220,7 @@ def test_invalid_hyperparameters_are_refused(kwargs, message):
 
 
 def test_unsupported_observation_spaces_are_refused():
-    env = InfiniteBoxEnv(spaces.Box(-1, 1, (2,)))
+    env = ActionSpaceEnv(spaces.Box(-1, 1, (2,)))
     env.observation_space = spaces.Tuple([spaces.Box(-1, 1, (2,)), spaces.Discrete(2)])
     with pytest.raises(NotImplementedError, match=r"Tuple\(.*observation space is not supported"):
         SQL("MlpPolicy", env)

@@ -1,0 +1,128 @@
+import csv
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.noise import NormalActionNoise
+
+from sb3_sql import SQL, SoftQPolicy, SVGDPolicy
+from sb3_sql.soft_value import exact_soft_value, soft_double_q_value
+
+
+def small_model(**kwargs):
+    kwargs = {"learning_starts": 100, "batch_size": 32, "seed": 0, "policy_kwargs": {"net_arch": [32, 32]}, **kwargs}
+    return SQL("MlpPolicy", "CartPole-v1", **kwargs)
+
+
+def fixed_batch(model, batch_size=32):
+    """Sample one minibatch and make the buffer return it from now on."""
+    batch = model.replay_buffer.sample(batch_size)
+    model.replay_buffer.sample = lambda *args, **kwargs: batch
+    return batch
+
+
+def test_mlp_policy_resolves_to_the_boltzmann_policy(tmp_path):
+    model = SQL("MlpPolicy", "CartPole-v1")
+    assert type(model.policy) is SoftQPolicy
+    assert not hasattr(model, "actor")  # no sampler network
+    model.save(tmp_path / "sql")
+    assert type(SQL.load(tmp_path / "sql").policy) is SoftQPolicy
+
+
+@pytest.mark.parametrize("policy, env", [(SVGDPolicy, "CartPole-v1"), (SoftQPolicy, "Pendulum-v1")])
+def test_policy_class_for_the_other_action_space_is_refused(policy, env):
+    with pytest.raises(ValueError, match=f"{policy.__name__}'> does not fit the action space"):
+        SQL(policy, env)
+
+
+@pytest.mark.parametrize("soft_double_q, n_steps", [(False, 1), (True, 1), (False, 3)])
+def test_critic_loss_uses_the_exact_soft_value(tmp_path, soft_double_q, n_steps):
+    kwargs = {"ent_coef": 0.5, "soft_double_q": soft_double_q, "n_steps": n_steps, "policy_kwargs": {"n_critics": 2}}
+    model = small_model(learning_starts=200, **kwargs)
+    model.learn(200)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    batch = fixed_batch(model)
+    with th.no_grad():
+        next_q = model.critic_target(batch.next_observations)
+        if soft_double_q:
+            next_value = soft_double_q_value(*next_q, 0.5)
+        else:
+            next_value = exact_soft_value(th.minimum(*next_q), 0.5)
+        discounts = 0.99 if n_steps == 1 else batch.discounts  # n-step returns: gamma^k, k <= n_steps
+        target = batch.rewards + discounts * (1 - batch.dones) * next_value[:, None]
+        current = [q.gather(1, batch.actions.long()) for q in model.critic(batch.observations)]
+        expected_loss = 0.5 * sum(((q - target) ** 2).mean() for q in current)
+        assert not th.allclose(next_value, exact_soft_value(next_q[0], 0.5))  # the two critics differ
+    model.train(gradient_steps=1, batch_size=32)
+    assert model.logger.name_to_value["train/critic_loss"] == pytest.approx(expected_loss.item(), rel=1e-5)
+
+
+def test_short_cartpole_run_logs_finite_values(tmp_path):
+    model = small_model(ent_coef="auto")
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    critic_before = [p.detach().clone() for p in model.critic.parameters()]
+    model.learn(400, log_interval=1)
+    with open(tmp_path / "progress.csv") as progress:
+        last_row = list(csv.DictReader(progress))[-1]
+    for key in ("critic_loss", "ent_coef", "ent_coef_loss", "entropy", "q_value", "soft_value", "n_updates"):
+        assert np.isfinite(float(last_row[f"train/{key}"])), key
+    assert not all(th.equal(a, b) for a, b in zip(critic_before, model.critic.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("target_entropy, rises", [(0.99 * np.log(2), True), (0.01, False)])
+def test_automatic_temperature_moves_towards_the_target_entropy(target_entropy, rises):
+    model = small_model(ent_coef="auto_0.5", target_entropy=target_entropy, learning_rate=1e-2)
+    assert model.policy.ent_coef == pytest.approx(0.5)
+    model.learn(300)
+    assert (model.policy.ent_coef > 0.5) == rises
+
+
+def test_default_target_entropy_is_half_the_uniform_entropy():
+    assert small_model(ent_coef="auto").target_entropy == pytest.approx(0.5 * np.log(2))
+
+
+def test_predict_samples_the_boltzmann_policy():
+    model = small_model(ent_coef=0.5)
+    # Make Q(s, .) = (0, alpha * log 3): softmax(Q / alpha) = (1/4, 3/4) everywhere.
+    last_layer = model.critic.q_networks[0][-1]
+    with th.no_grad():
+        last_layer.weight.zero_()
+        last_layer.bias.copy_(th.tensor([0.0, 0.5 * np.log(3)]))
+    obs = np.stack([model.observation_space.sample() for _ in range(4000)])
+    actions, _ = model.predict(obs)
+    assert actions.shape == (4000,)
+    assert abs(actions.mean() - 0.75) < 0.03
+    np.testing.assert_array_equal(model.predict(obs[:10], deterministic=True)[0], np.ones(10))
+
+
+def test_save_load_keeps_the_learnt_temperature(tmp_path):
+    model = small_model(ent_coef="auto")
+    model.learn(300)
+    assert model.policy.ent_coef != pytest.approx(1.0)
+    model.save(tmp_path / "sql")
+    loaded = SQL.load(tmp_path / "sql", env=gym.make("CartPole-v1"))
+    assert loaded.policy.ent_coef == pytest.approx(model.policy.ent_coef)
+    loaded_state, state = loaded.ent_coef_optimizer.state_dict()["state"][0], model.ent_coef_optimizer.state_dict()["state"][0]
+    assert loaded_state["step"] == state["step"]
+    obs = np.stack([model.observation_space.sample() for _ in range(8)])
+    np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
+    loaded.learn(100, reset_num_timesteps=False)
+    assert loaded.policy.log_ent_coef is loaded.ent_coef_optimizer.param_groups[0]["params"][0]  # still learnt
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"ent_coef": "auto_-1"}, "positive initial value"),
+        ({"ent_coef": "auto_x"}, "positive initial value"),
+        ({"ent_coef": "manual"}, "'auto' or 'auto_<init>'"),
+        ({"ent_coef": 0.0}, "positive finite"),
+        ({"action_noise": NormalActionNoise(np.zeros(1), np.ones(1))}, "action_noise applies to continuous actions only"),
+        ({"soft_double_q": True}, "soft_double_q needs discrete actions and policy_kwargs n_critics=2"),
+    ],
+)
+def test_invalid_discrete_hyperparameters_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SQL("MlpPolicy", "CartPole-v1", **kwargs)
