@@ -22,7 +22,7 @@ from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
 from sb3_sql.checks import check_finite_update, check_model_archive
-from sb3_sql.kernels import adaptive_isotropic_gaussian_kernel
+from sb3_sql.kernels import KernelOutput, adaptive_isotropic_gaussian_kernel
 from sb3_sql.policies import MlpPolicy, SamplerNetwork, SVGDPolicy
 from sb3_sql.soft_value import importance_sampled_soft_value
 from sb3_sql.svgd import SATURATION_THRESHOLD, post_tanh_log_correction, squash_log_jacobian, stein_direction
@@ -68,7 +68,10 @@ class SQL(OffPolicyAlgorithm):
         objective, in reward units. The reference code keeps ``alpha = 1`` and multiplies
         rewards by ``reward_scale``: that is ``ent_coef = 1 / reward_scale`` (Q measured in
         reward units here, in scaled units there). ``"auto"`` is refused: the sampler's
-        entropy is not tractable for continuous actions.
+        entropy is not tractable for continuous actions. It can also be a schedule, a function of
+        the progress remaining (from 1 to 0) like ``learning_rate``, e.g. the log-linear
+        annealing of fine-tuning, ``sb3_sql.schedules.log_linear_schedule``; the current value is
+        logged as ``train/ent_coef``.
     :param target_update_interval: update the target network every ``target_update_interval``
         gradient steps (counted over the whole training, reference 1000).
     :param value_n_particles: ``M``, uniform actions drawn per gradient step to estimate the
@@ -88,7 +91,7 @@ class SQL(OffPolicyAlgorithm):
     :param device: device (cpu, cuda, ...) on which the code should be run.
     :param _init_setup_model: whether or not to build the network at the creation of the instance.
     :raises ValueError: for an action space other than a bounded ``Box``, ``ent_coef <= 0`` or
-        ``"auto"``, ``value_n_particles < 1``, ``kernel_n_particles < 2``, a ``kernel_update_ratio``
+        ``"auto"`` (or a schedule that is not positive at progress 1 and 0), ``value_n_particles < 1``, ``kernel_n_particles < 2``, a ``kernel_update_ratio``
         that leaves no fixed or no updated particle, or an unknown ``particle_space``.
     """
 
@@ -115,7 +118,7 @@ class SQL(OffPolicyAlgorithm):
         replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False,
         n_steps: int = 1,
-        ent_coef: float = 0.1,
+        ent_coef: float | Schedule = 0.1,
         target_update_interval: int = 1000,
         value_n_particles: int = 16,
         kernel_n_particles: int = 16,
@@ -217,8 +220,18 @@ class SQL(OffPolicyAlgorithm):
                 "entropy is not tractable): pass the temperature as a positive float, "
                 "e.g. ent_coef=0.1 (= 1 / reward_scale of the reference code)."
             )
-        if not (np.isfinite(self.ent_coef) and self.ent_coef > 0):
-            raise ValueError(f"ent_coef (the temperature alpha) must be a positive finite float, got {self.ent_coef}")
+        if callable(self.ent_coef):
+            for progress_remaining in (1.0, 0.0):
+                value = self.ent_coef(progress_remaining)
+                if not (np.isfinite(value) and value > 0):
+                    raise ValueError(
+                        f"the ent_coef schedule must return a positive finite temperature, got {value} at "
+                        f"progress_remaining={progress_remaining}"
+                    )
+        elif not (np.isfinite(self.ent_coef) and self.ent_coef > 0):
+            raise ValueError(
+                f"ent_coef (the temperature alpha) must be a positive finite float or a schedule, got {self.ent_coef}"
+            )
         if self.value_n_particles < 1:
             raise ValueError(f"value_n_particles (M) must be at least 1, got {self.value_n_particles}")
         if self.kernel_n_particles < 2:
@@ -261,9 +274,8 @@ class SQL(OffPolicyAlgorithm):
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
 
-        alpha = float(self.ent_coef)
+        alpha = self._current_ent_coef()
         action_dim = self.actor.action_dim
-        n_fixed = self.kernel_n_particles - int(self.kernel_n_particles * self.kernel_update_ratio)
         stats: dict[str, list[th.Tensor]] = {
             key: [] for key in ("critic_loss", "actor_loss", "q_value", "soft_value", "kernel_bandwidth", "saturated_fraction")
         }
@@ -289,28 +301,7 @@ class SQL(OffPolicyAlgorithm):
             check_finite_update("critic", critic_loss, self.critic.parameters(), alpha, replay_data)
             self.critic.optimizer.step()
 
-            # Sampler particles [batch, K, D]: the first K - int(K * ratio) are fixed, the rest updated.
-            pre_tanh = self.actor.pre_tanh_particles(replay_data.observations, self.kernel_n_particles)
-            fixed, updated = pre_tanh[:, :n_fixed].detach(), pre_tanh[:, n_fixed:]
-            if self.particle_space == "pre_tanh":
-                # log p(u) = Q(s, tanh u) / alpha + sum_d log(1 - tanh^2 u_d)
-                fixed.requires_grad_(True)
-                fixed_q = self.policy.particle_q_values(self.critic, replay_data.observations, th.tanh(fixed))
-                log_p = fixed_q / alpha + squash_log_jacobian(fixed)
-                fixed_particles, updated_particles = fixed, updated
-            else:
-                # Reference code: particles are actions, log p(a) = Q(s, a) / alpha + sum_d log(1 - a_d^2 + eps)
-                fixed_actions = th.tanh(fixed).requires_grad_(True)
-                fixed_q = self.policy.particle_q_values(self.critic, replay_data.observations, fixed_actions)
-                log_p = fixed_q / alpha + post_tanh_log_correction(fixed_actions)
-                fixed_particles, updated_particles = fixed_actions, th.tanh(updated)
-            (grad_log_p,) = th.autograd.grad(log_p.sum(), fixed_particles)  # [batch, Kx, D], critic untouched
-
-            # Stein variational direction with the adaptive RBF kernel (Eq. 13).
-            kernel = adaptive_isotropic_gaussian_kernel(fixed_particles.detach(), updated_particles.detach())
-            direction = stein_direction(kernel, grad_log_p)  # [batch, Ky, D]
-            # The sampler follows the direction through the chain rule (Eq. 14): a sum, not a mean.
-            actor_loss = -(updated_particles * direction).sum()
+            actor_loss, kernel, pre_tanh = self._sampler_loss(replay_data.observations, alpha)
             self.actor.optimizer.zero_grad()
             actor_loss.backward()
             check_finite_update("sampler", actor_loss, self.actor.parameters(), alpha, replay_data)
@@ -334,6 +325,48 @@ class SQL(OffPolicyAlgorithm):
         self.logger.record("train/ent_coef", alpha)
         for key, values in stats.items():
             self.logger.record(f"train/{key}", th.stack(values).mean().item())
+
+    def _current_ent_coef(self) -> float:
+        """The temperature ``alpha`` now: ``ent_coef``, or the schedule at the current progress remaining."""
+        if callable(self.ent_coef):
+            return float(self.ent_coef(self._current_progress_remaining))
+        return float(self.ent_coef)
+
+    def _sampler_loss(self, observations: th.Tensor, alpha: float) -> tuple[th.Tensor, KernelOutput, th.Tensor]:
+        """The amortized SVGD loss of the sampler on a batch of states (Eq. 13 and 14).
+
+        The energy is ``self.critic`` (its parameters get no gradient); composition
+        (``sb3_sql.compose``) calls this with a composed critic.
+
+        :param observations: states, ``batch`` of them.
+        :param alpha: the temperature (reward units).
+        :return: the loss whose gradient moves the sampler along the Stein direction (a scalar),
+            the kernel (its ``bandwidth`` is logged), and the pre-tanh particles ``[batch, K, D]``.
+        """
+        n_fixed = self.kernel_n_particles - int(self.kernel_n_particles * self.kernel_update_ratio)
+        # Sampler particles [batch, K, D]: the first K - int(K * ratio) are fixed, the rest updated.
+        pre_tanh = self.actor.pre_tanh_particles(observations, self.kernel_n_particles)
+        fixed, updated = pre_tanh[:, :n_fixed].detach(), pre_tanh[:, n_fixed:]
+        if self.particle_space == "pre_tanh":
+            # log p(u) = Q(s, tanh u) / alpha + sum_d log(1 - tanh^2 u_d)
+            fixed.requires_grad_(True)
+            fixed_q = self.policy.particle_q_values(self.critic, observations, th.tanh(fixed))
+            log_p = fixed_q / alpha + squash_log_jacobian(fixed)
+            fixed_particles, updated_particles = fixed, updated
+        else:
+            # Reference code: particles are actions, log p(a) = Q(s, a) / alpha + sum_d log(1 - a_d^2 + eps)
+            fixed_actions = th.tanh(fixed).requires_grad_(True)
+            fixed_q = self.policy.particle_q_values(self.critic, observations, fixed_actions)
+            log_p = fixed_q / alpha + post_tanh_log_correction(fixed_actions)
+            fixed_particles, updated_particles = fixed_actions, th.tanh(updated)
+        (grad_log_p,) = th.autograd.grad(log_p.sum(), fixed_particles)  # [batch, Kx, D], critic untouched
+
+        # Stein variational direction with the adaptive RBF kernel (Eq. 13).
+        kernel = adaptive_isotropic_gaussian_kernel(fixed_particles.detach(), updated_particles.detach())
+        direction = stein_direction(kernel, grad_log_p)  # [batch, Ky, D]
+        # The sampler follows the direction through the chain rule (Eq. 14): a sum, not a mean.
+        actor_loss = -(updated_particles * direction).sum()
+        return actor_loss, kernel, pre_tanh
 
     def learn(
         self: SelfSQL,
