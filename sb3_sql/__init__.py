@@ -1,18 +1,23 @@
 """sb3_sql: Soft Q-Learning (Haarnoja et al., ICML 2017) for Stable-Baselines3."""
 
+from sb3_sql.compose import ComposedPolicy, compose
 from sb3_sql.envs import MultiGoalEnv
 from sb3_sql.policies import MlpPolicy, SVGDPolicy
 from sb3_sql.resume import ResumableCheckpointCallback, load_checkpoint
+from sb3_sql.schedules import LogLinearSchedule
 from sb3_sql.sql import SQL
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SQL",
+    "ComposedPolicy",
+    "LogLinearSchedule",
     "MlpPolicy",
     "MultiGoalEnv",
     "ResumableCheckpointCallback",
     "SVGDPolicy",
     "__version__",
+    "compose",
     "load_checkpoint",
 ]
