@@ -8,6 +8,7 @@ against that energy with the SVGD update of SQL (Haarnoja et al., ICML 2017, Eq.
 with the critics frozen and no new environment interaction.
 """
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,9 +22,12 @@ from torch import nn
 from sb3_sql.policies import SVGDPolicy
 from sb3_sql.sql import SQL
 
-try:
+try:  # as SB3's ProgressBarCallback
+    from tqdm import TqdmExperimentalWarning
+
+    warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
     from tqdm.rich import tqdm
-except ImportError:  # SB3's progress bar needs the "extra" dependencies, as here
+except ImportError:
     tqdm = None
 
 
