@@ -37,7 +37,9 @@ ENV_ID = "MultiGoal-v0"
 TASK_WEIGHTS = (0.0, 0.0, 1.0, 0.0)  # pays only for the goal (0, 5)
 
 
-def learning_curve(model: SQL, timesteps: int, eval_freq: int, eval_episodes: int, seed: int, log_path: Path) -> tuple[np.ndarray, np.ndarray]:
+def learning_curve(
+    model: SQL, timesteps: int, eval_freq: int, eval_episodes: int, seed: int, log_path: Path
+) -> tuple[np.ndarray, np.ndarray]:
     """Train ``model`` for ``timesteps`` steps; return the evaluation steps and mean returns (stochastic policy).
 
     The evaluations are also saved by SB3's ``EvalCallback`` in ``log_path/evaluations.npz``.
@@ -76,15 +78,16 @@ def main() -> None:
 
     pretrained_path = args.output_dir / f"finetune_pretrained_seed{args.seed}_steps{args.pretrain_steps}.zip"
     if not pretrained_path.exists():
-        SQL("MlpPolicy", ENV_ID, ent_coef=ent_coef, seed=args.seed, **hyperparameters).learn(args.pretrain_steps, progress_bar=True).save(
-            pretrained_path
-        )
+        pretrained = SQL("MlpPolicy", ENV_ID, ent_coef=ent_coef, seed=args.seed, **hyperparameters)
+        pretrained.learn(args.pretrain_steps, progress_bar=True).save(pretrained_path)
     task = gym.make(ENV_ID, goal_weights=TASK_WEIGHTS)
     finetuned = SQL.load(pretrained_path, env=task, ent_coef=schedule())
     finetuned.set_random_seed(args.seed)
     evaluation = (args.timesteps, args.eval_freq, args.eval_episodes, args.seed)
     curves = {"fine-tuned": learning_curve(finetuned, *evaluation, args.output_dir / f"finetune_finetuned_seed{args.seed}")}
-    scratch = SQL("MlpPolicy", gym.make(ENV_ID, goal_weights=TASK_WEIGHTS), ent_coef=schedule(), seed=args.seed, **hyperparameters)
+    scratch = SQL(
+        "MlpPolicy", gym.make(ENV_ID, goal_weights=TASK_WEIGHTS), ent_coef=schedule(), seed=args.seed, **hyperparameters
+    )
     curves["from scratch"] = learning_curve(scratch, *evaluation, args.output_dir / f"finetune_scratch_seed{args.seed}")
 
     print(f"seed {args.seed}: mean return of {args.eval_episodes} stochastic episodes on the (0, 5) task")

@@ -43,7 +43,11 @@ class ComposedCritic(BaseModel):
     share_features_extractor = False  # each constituent keeps its own features extractor
 
     def __init__(
-        self, observation_space: spaces.Space, action_space: spaces.Box, critics: Sequence[ContinuousCritic], weights: Sequence[float]
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        critics: Sequence[ContinuousCritic],
+        weights: Sequence[float],
     ):
         super().__init__(observation_space, action_space)
         self.critics = nn.ModuleList(critics)
@@ -187,7 +191,8 @@ def compose(
     if weights is None:
         weights = [1.0 / len(models)] * len(models)
     weight_array = np.asarray(weights, dtype=np.float64)
-    if weight_array.shape != (len(models),) or not np.all(np.isfinite(weight_array)) or np.any(weight_array < 0) or weight_array.sum() <= 0:
+    valid = np.all(np.isfinite(weight_array)) and np.all(weight_array >= 0) and weight_array.sum() > 0
+    if weight_array.shape != (len(models),) or not valid:
         raise ValueError(
             f"weights must be {len(models)} non-negative finite numbers (one per model), not all 0, got {weights!r}"
         )
@@ -213,7 +218,8 @@ def compose(
         raise ImportError("progress_bar=True needs tqdm and rich: pip install tqdm rich (or stable_baselines3[extra])")
 
     alpha = first._current_ent_coef() if ent_coef is None else float(ent_coef)
-    sampler_parameters = {key: value for key, value in constituents[0].items() if key not in ("n_critics", "share_features_extractor")}
+    critic_only = ("n_critics", "share_features_extractor")
+    sampler_parameters = {key: value for key, value in constituents[0].items() if key not in critic_only}
     composed = SQL(
         ComposedPolicy,
         env=None,

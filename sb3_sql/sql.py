@@ -91,7 +91,8 @@ class SQL(OffPolicyAlgorithm):
     :param device: device (cpu, cuda, ...) on which the code should be run.
     :param _init_setup_model: whether or not to build the network at the creation of the instance.
     :raises ValueError: for an action space other than a bounded ``Box``, ``ent_coef <= 0`` or
-        ``"auto"`` (or a schedule that is not positive at progress 1 and 0), ``value_n_particles < 1``, ``kernel_n_particles < 2``, a ``kernel_update_ratio``
+        ``"auto"`` (or a schedule that is not positive at progress 1 and 0),
+        ``value_n_particles < 1``, ``kernel_n_particles < 2``, a ``kernel_update_ratio``
         that leaves no fixed or no updated particle, or an unknown ``particle_space``.
     """
 

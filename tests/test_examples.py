@@ -21,7 +21,8 @@ def test_compose_example_reports_three_policies_and_reuses_constituents(tmp_path
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(EXAMPLES / "compose.py"), run_name="__main__")
     assert (tmp_path / "compose_paths.png").stat().st_size > 10_000
-    shares = {line.split(":")[0].strip(): float(line.rsplit(":", 1)[1]) for line in capsys.readouterr().out.splitlines() if line.startswith("  ")}
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    shares = {line.split(":")[0].strip(): float(line.rsplit(":", 1)[1]) for line in lines}
     assert set(shares) == {"up", "down", "composed"} and all(0 <= share <= 1 for share in shares.values())
     saved = sorted(tmp_path.glob("compose_*_seed0_steps150*"))
     assert [path.name for path in saved] == [

@@ -70,7 +70,8 @@ class MultiGoalEnv(gym.Env):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         weights = np.asarray(goal_weights, dtype=np.float64)
-        if weights.shape != (len(GOALS),) or not np.all(np.isfinite(weights)) or np.any(weights < 0) or not np.any(weights > 0):
+        valid = np.all(np.isfinite(weights)) and np.all(weights >= 0) and np.any(weights > 0)
+        if weights.shape != (len(GOALS),) or not valid:
             raise ValueError(
                 f"goal_weights must be {len(GOALS)} non-negative finite numbers (one per goal {GOALS.tolist()}) with at "
                 f"least one positive, got {goal_weights!r}; e.g. goal_weights=(1, 0, 1, 0) pays for (5, 0) and (0, 5)."
