@@ -4,10 +4,11 @@ Trains SQL on two MultiGoal tasks, one paying for the goals {(5, 0), (0, 5)}, th
 {(5, 0), (0, -5)}, composes them with ``sb3_sql.compose`` (a new sampler trained against the
 mean of the two soft Q-functions, states from the two replay buffers, no new environment steps),
 then runs each policy for ``--eval-episodes`` stochastic episodes on MultiGoal-v0 and prints how
-often it ends at (5, 0), the only goal both tasks pay for. Writes compose_paths.png, the three
-policies' trajectories. The constituents (model and replay buffer) are saved in --output-dir
-and reused on the next run with the same seed and steps.
-About 6 minutes on one CPU core with the default 10000 steps per task.
+often it ends at (5, 0), the only goal both tasks pay for. Writes compose_paths_seed<seed>.png,
+the three policies' trajectories. The constituents (model and replay buffer) are saved in
+--output-dir and reused on the next run with the same seed and steps.
+Measured on 2 shared CPU cores: 70 to 141 s per constituent with --timesteps 8000, then 34 s for
+the composition (2000 SVGD steps) and the 300 evaluation episodes.
 
 Usage: python examples/compose.py [--timesteps N] [--compose-steps N] [--seed 0] [--eval-episodes 100] [--output-dir .]
 """
@@ -77,8 +78,8 @@ def main() -> None:
         draw_cost_contours(axis, paths)
         axis.set_title(name)
     figure.tight_layout()
-    figure.savefig(args.output_dir / "compose_paths.png")
-    print(f"wrote {args.output_dir / 'compose_paths.png'}")
+    figure.savefig(args.output_dir / f"compose_paths_seed{args.seed}.png")
+    print(f"wrote {args.output_dir / f'compose_paths_seed{args.seed}.png'}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def test_compose_example_reports_three_policies_and_reuses_constituents(tmp_path
     argv = ["compose.py", "--timesteps", "150", "--compose-steps", "10", "--eval-episodes", "4", "--output-dir", str(tmp_path)]
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(EXAMPLES / "compose.py"), run_name="__main__")
-    assert (tmp_path / "compose_paths.png").stat().st_size > 10_000
+    assert (tmp_path / "compose_paths_seed0.png").stat().st_size > 10_000
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
     shares = {line.split(":")[0].strip(): float(line.rsplit(":", 1)[1]) for line in lines}
     assert set(shares) == {"up", "down", "composed"} and all(0 <= share <= 1 for share in shares.values())
