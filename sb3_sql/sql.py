@@ -70,7 +70,7 @@ class SQL(OffPolicyAlgorithm):
         reward units here, in scaled units there). ``"auto"`` is refused: the sampler's
         entropy is not tractable for continuous actions. It can also be a schedule, a function of
         the progress remaining (from 1 to 0) like ``learning_rate``, e.g. the log-linear
-        annealing of fine-tuning, ``sb3_sql.schedules.log_linear_schedule``; the current value is
+        annealing of fine-tuning, ``sb3_sql.LogLinearSchedule``; the current value is
         logged as ``train/ent_coef``.
     :param target_update_interval: update the target network every ``target_update_interval``
         gradient steps (counted over the whole training, reference 1000).
