@@ -120,11 +120,11 @@ class ComposedPolicy(SVGDPolicy):
 
 def _constituent_parameters(policy: SVGDPolicy) -> dict[str, Any]:
     """The constructor parameters that rebuild ``policy``'s soft Q-function (no spaces, no schedule)."""
+    if isinstance(policy, ComposedPolicy):
+        raise ValueError("compose() takes SQL models with an SVGDPolicy, not composed models: compose their constituents")
     parameters = policy._get_constructor_parameters()
     for key in ("observation_space", "action_space", "lr_schedule", "squash_output"):
         parameters.pop(key, None)
-    if isinstance(policy, ComposedPolicy):
-        raise ValueError("compose() takes SQL models with an SVGDPolicy, not composed models: compose their constituents")
     return parameters
 
 
