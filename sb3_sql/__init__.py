@@ -1,5 +1,6 @@
 """sb3_sql: Soft Q-Learning (Haarnoja et al., ICML 2017) for Stable-Baselines3."""
 
+from sb3_sql.compose import ComposedPolicy, compose
 from sb3_sql.envs import MultiGoalEnv
 from sb3_sql.policies import (
     CnnSoftQPolicy,
@@ -11,6 +12,7 @@ from sb3_sql.policies import (
     SVGDPolicy,
 )
 from sb3_sql.resume import ResumableCheckpointCallback, load_checkpoint
+from sb3_sql.schedules import LogLinearSchedule
 from sb3_sql.sql import SQL
 
 __version__ = "0.1.0"
@@ -19,6 +21,8 @@ __all__ = [
     "SQL",
     "CnnSVGDPolicy",
     "CnnSoftQPolicy",
+    "ComposedPolicy",
+    "LogLinearSchedule",
     "MlpPolicy",
     "MultiGoalEnv",
     "MultiInputSVGDPolicy",
@@ -27,5 +31,6 @@ __all__ = [
     "SVGDPolicy",
     "SoftQPolicy",
     "__version__",
+    "compose",
     "load_checkpoint",
 ]

@@ -28,7 +28,7 @@ from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
 from sb3_sql.checks import check_finite_update, check_model_archive
-from sb3_sql.kernels import adaptive_isotropic_gaussian_kernel
+from sb3_sql.kernels import KernelOutput, adaptive_isotropic_gaussian_kernel
 from sb3_sql.policies import (
     CnnSoftQPolicy,
     CnnSVGDPolicy,
@@ -94,7 +94,9 @@ class SQL(OffPolicyAlgorithm):
         reward units here, in scaled units there). For discrete actions ``"auto"`` (or
         ``"auto_<init>"``, e.g. ``"auto_0.1"``; initial value 1.0 otherwise) learns it as SAC does, with
         the exact entropy of the Boltzmann policy; it is refused for continuous actions, where the
-        sampler's entropy is not tractable.
+        sampler's entropy is not tractable. It can also be a schedule, a function of the progress
+        remaining (from 1 to 0) like ``learning_rate``, e.g. the log-linear annealing of
+        fine-tuning, ``sb3_sql.LogLinearSchedule``; the current value is logged as ``train/ent_coef``.
     :param target_entropy: the entropy (nats) that ``ent_coef="auto"`` aims at, for discrete
         actions; ``"auto"`` means ``0.5 * log(A)``, half the entropy of the uniform policy over ``A``
         actions.
@@ -120,8 +122,8 @@ class SQL(OffPolicyAlgorithm):
     :param device: device (cpu, cuda, ...) on which the code should be run.
     :param _init_setup_model: whether or not to build the network at the creation of the instance.
     :raises ValueError: for an action space other than a bounded ``Box`` or a ``Discrete``, a
-        policy class for the other kind of action space, ``ent_coef <= 0``, ``"auto"`` for
-        continuous actions, ``action_noise`` or ``soft_double_q`` where they do not apply,
+        policy class for the other kind of action space, ``ent_coef <= 0`` (or a schedule that is not
+        positive at progress 1 and 0), ``"auto"`` for continuous actions, ``action_noise`` or ``soft_double_q`` where they do not apply,
         ``value_n_particles < 1``, ``kernel_n_particles < 2``, a ``kernel_update_ratio`` that
         leaves no fixed or no updated particle, or an unknown ``particle_space``.
     """
@@ -159,7 +161,7 @@ class SQL(OffPolicyAlgorithm):
         replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False,
         n_steps: int = 1,
-        ent_coef: float | str = 0.1,
+        ent_coef: float | str | Schedule = 0.1,
         target_entropy: float | str = "auto",
         target_update_interval: int = 1000,
         value_n_particles: int = 16,
@@ -286,8 +288,18 @@ class SQL(OffPolicyAlgorithm):
                     "e.g. ent_coef=0.1 (= 1 / reward_scale of the reference code)."
                 )
             self._initial_ent_coef()  # checks "auto" / "auto_<init>"
+        elif callable(self.ent_coef):
+            for progress_remaining in (1.0, 0.0):
+                value = self.ent_coef(progress_remaining)
+                if not (np.isfinite(value) and value > 0):
+                    raise ValueError(
+                        f"the ent_coef schedule must return a positive finite temperature, got {value} at "
+                        f"progress_remaining={progress_remaining}"
+                    )
         elif not (np.isfinite(self.ent_coef) and self.ent_coef > 0):
-            raise ValueError(f"ent_coef (the temperature alpha) must be a positive finite float, got {self.ent_coef}")
+            raise ValueError(
+                f"ent_coef (the temperature alpha) must be a positive finite float or a schedule, got {self.ent_coef}"
+            )
         if self.discrete_actions and self.action_noise is not None:
             raise ValueError(
                 "action_noise applies to continuous actions only: discrete actions explore through the "
@@ -321,6 +333,8 @@ class SQL(OffPolicyAlgorithm):
 
     def _initial_ent_coef(self) -> float:
         """The temperature to start from: ``ent_coef`` itself, or ``<init>`` of ``"auto_<init>"`` (1.0 for ``"auto"``)."""
+        if callable(self.ent_coef):
+            return float(self.ent_coef(1.0))
         if not isinstance(self.ent_coef, str):
             return float(self.ent_coef)
         name, _, init = self.ent_coef.partition("_")
@@ -374,6 +388,9 @@ class SQL(OffPolicyAlgorithm):
         if self.ent_coef_optimizer is not None:
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
+        if self.discrete_actions and callable(self.ent_coef):
+            # The Boltzmann policy acts, and the soft value is computed, at the scheduled temperature.
+            self.policy.log_ent_coef.data.fill_(np.log(self._current_ent_coef()))
 
         stats: dict[str, list[th.Tensor]] = {}
         for gradient_step in range(gradient_steps):
@@ -402,9 +419,8 @@ class SQL(OffPolicyAlgorithm):
 
         :return: the step's statistics, scalar tensors keyed by logger name (without ``train/``).
         """
-        alpha = float(self.ent_coef)
+        alpha = self._current_ent_coef()
         action_dim = self.actor.action_dim
-        n_fixed = self.kernel_n_particles - int(self.kernel_n_particles * self.kernel_update_ratio)
         discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
 
         with th.no_grad():
@@ -424,28 +440,7 @@ class SQL(OffPolicyAlgorithm):
         check_finite_update("critic", critic_loss, self.critic.parameters(), alpha, replay_data)
         self.critic.optimizer.step()
 
-        # Sampler particles [batch, K, D]: the first K - int(K * ratio) are fixed, the rest updated.
-        pre_tanh = self.actor.pre_tanh_particles(replay_data.observations, self.kernel_n_particles)
-        fixed, updated = pre_tanh[:, :n_fixed].detach(), pre_tanh[:, n_fixed:]
-        if self.particle_space == "pre_tanh":
-            # log p(u) = Q(s, tanh u) / alpha + sum_d log(1 - tanh^2 u_d)
-            fixed.requires_grad_(True)
-            fixed_q = self.policy.particle_q_values(self.critic, replay_data.observations, th.tanh(fixed))
-            log_p = fixed_q / alpha + squash_log_jacobian(fixed)
-            fixed_particles, updated_particles = fixed, updated
-        else:
-            # Reference code: particles are actions, log p(a) = Q(s, a) / alpha + sum_d log(1 - a_d^2 + eps)
-            fixed_actions = th.tanh(fixed).requires_grad_(True)
-            fixed_q = self.policy.particle_q_values(self.critic, replay_data.observations, fixed_actions)
-            log_p = fixed_q / alpha + post_tanh_log_correction(fixed_actions)
-            fixed_particles, updated_particles = fixed_actions, th.tanh(updated)
-        (grad_log_p,) = th.autograd.grad(log_p.sum(), fixed_particles)  # [batch, Kx, D], critic untouched
-
-        # Stein variational direction with the adaptive RBF kernel (Eq. 13).
-        kernel = adaptive_isotropic_gaussian_kernel(fixed_particles.detach(), updated_particles.detach())
-        direction = stein_direction(kernel, grad_log_p)  # [batch, Ky, D]
-        # The sampler follows the direction through the chain rule (Eq. 14): a sum, not a mean.
-        actor_loss = -(updated_particles * direction).sum()
+        actor_loss, kernel, pre_tanh = self._sampler_loss(replay_data.observations, alpha)
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         check_finite_update("sampler", actor_loss, self.actor.parameters(), alpha, replay_data)
@@ -460,6 +455,50 @@ class SQL(OffPolicyAlgorithm):
             "kernel_bandwidth": kernel.bandwidth.mean(),
             "saturated_fraction": (pre_tanh.detach().tanh().abs() > SATURATION_THRESHOLD).float().mean(),
         }
+
+    def _current_ent_coef(self) -> float:
+        """The temperature ``alpha`` now: the learnt one (``"auto"``), the schedule at the current progress remaining, or ``ent_coef``."""
+        if isinstance(self.ent_coef, str):
+            return float(self.policy.log_ent_coef.detach().exp())
+        if callable(self.ent_coef):
+            return float(self.ent_coef(self._current_progress_remaining))
+        return float(self.ent_coef)
+
+    def _sampler_loss(self, observations: th.Tensor, alpha: float) -> tuple[th.Tensor, KernelOutput, th.Tensor]:
+        """The amortized SVGD loss of the sampler on a batch of states (Eq. 13 and 14).
+
+        The energy is ``self.critic`` (its parameters get no gradient); composition
+        (``sb3_sql.compose``) calls this with a composed critic.
+
+        :param observations: states, ``batch`` of them.
+        :param alpha: the temperature (reward units).
+        :return: the loss whose gradient moves the sampler along the Stein direction (a scalar),
+            the kernel (its ``bandwidth`` is logged), and the pre-tanh particles ``[batch, K, D]``.
+        """
+        n_fixed = self.kernel_n_particles - int(self.kernel_n_particles * self.kernel_update_ratio)
+        # Sampler particles [batch, K, D]: the first K - int(K * ratio) are fixed, the rest updated.
+        pre_tanh = self.actor.pre_tanh_particles(observations, self.kernel_n_particles)
+        fixed, updated = pre_tanh[:, :n_fixed].detach(), pre_tanh[:, n_fixed:]
+        if self.particle_space == "pre_tanh":
+            # log p(u) = Q(s, tanh u) / alpha + sum_d log(1 - tanh^2 u_d)
+            fixed.requires_grad_(True)
+            fixed_q = self.policy.particle_q_values(self.critic, observations, th.tanh(fixed))
+            log_p = fixed_q / alpha + squash_log_jacobian(fixed)
+            fixed_particles, updated_particles = fixed, updated
+        else:
+            # Reference code: particles are actions, log p(a) = Q(s, a) / alpha + sum_d log(1 - a_d^2 + eps)
+            fixed_actions = th.tanh(fixed).requires_grad_(True)
+            fixed_q = self.policy.particle_q_values(self.critic, observations, fixed_actions)
+            log_p = fixed_q / alpha + post_tanh_log_correction(fixed_actions)
+            fixed_particles, updated_particles = fixed_actions, th.tanh(updated)
+        (grad_log_p,) = th.autograd.grad(log_p.sum(), fixed_particles)  # [batch, Kx, D], critic untouched
+
+        # Stein variational direction with the adaptive RBF kernel (Eq. 13).
+        kernel = adaptive_isotropic_gaussian_kernel(fixed_particles.detach(), updated_particles.detach())
+        direction = stein_direction(kernel, grad_log_p)  # [batch, Ky, D]
+        # The sampler follows the direction through the chain rule (Eq. 14): a sum, not a mean.
+        actor_loss = -(updated_particles * direction).sum()
+        return actor_loss, kernel, pre_tanh
 
     def _soft_q_learning_step(self, replay_data: ReplayBufferSamples | DictReplayBufferSamples) -> dict[str, th.Tensor]:
         """One gradient step for discrete actions: exact soft value and soft Q update (Eq. 5, 7), then the temperature.

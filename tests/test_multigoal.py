@@ -118,3 +118,32 @@ def test_goal_rollouts():
     assert [len(path) for path in paths] == [31, 31]  # the start and 30 steps, then truncation
     with pytest.raises(ValueError, match="n_episodes"):
         goal_rollouts(ConstantPolicy([0.0, 0.0]), n_episodes=0)
+
+
+def test_goal_weights_pay_per_goal():
+    env = gym.make("MultiGoal-v0", goal_weights=(0.0, 0.0, 0.5, 0.0)).unwrapped
+    env.reset(seed=0)
+    # (5, 0) has weight 0: no goal there, the distance cost is to (0, 5): -30 * 0.25 - (4.5^2 + 5^2)
+    env.position = np.array([4.0, 0.0])
+    _, reward, terminated, _, info = env.step(np.array([0.5, 0.0], dtype=np.float32))
+    assert reward == pytest.approx(-7.5 - 45.25)
+    assert not terminated and info["goal_index"] == -1
+    # (0, 4.5) is 0.5 from (0, 5), which pays 0.5 * 10: -30 * 0.25 - 0.25 + 5
+    env.position = np.array([0.0, 4.0])
+    _, reward, terminated, _, info = env.step(np.array([0.0, 0.5], dtype=np.float32))
+    assert reward == pytest.approx(-2.75)
+    assert terminated and info["goal_index"] == 2
+
+
+def test_default_goal_weights_are_the_paper_task():
+    weighted = MultiGoalEnv(goal_weights=(1, 1, 1, 1))
+    for env in (MultiGoalEnv(), weighted):
+        env.reset(seed=0)
+        env.position = np.array([4.0, 0.0])
+        assert env.step(np.array([0.5, 0.0], dtype=np.float32))[1] == pytest.approx(2.25)
+
+
+@pytest.mark.parametrize("goal_weights", [(1, 0, 1), (0, 0, 0, 0), (1, -1, 1, 1), (1, float("nan"), 1, 1)])
+def test_invalid_goal_weights_are_refused(goal_weights):
+    with pytest.raises(ValueError, match="goal_weights must be 4 non-negative finite numbers"):
+        MultiGoalEnv(goal_weights=goal_weights)

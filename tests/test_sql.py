@@ -7,7 +7,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.logger import configure
 
-from sb3_sql import SQL, SVGDPolicy
+from sb3_sql import SQL, LogLinearSchedule, SVGDPolicy
 
 LOGGED_KEYS = [
     "train/critic_loss",
@@ -243,3 +243,34 @@ def test_same_seed_same_result_on_cpu():
         assert th.equal(value, second.policy.state_dict()[key]), key
     np.testing.assert_array_equal(first.replay_buffer.actions, second.replay_buffer.actions)
     assert not same(parameters(first.actor), parameters(other_seed.actor))
+
+
+def test_ent_coef_schedule_is_followed_and_logged(tmp_path):
+    model = small_model(ent_coef=LogLinearSchedule(1.0, 0.01), learning_starts=50)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(400, log_interval=1)  # Pendulum episodes are 200 steps: logs at steps 200 and 400
+    with open(tmp_path / "progress.csv") as progress:
+        logged = [float(row["train/ent_coef"]) for row in csv.DictReader(progress)]
+    # Logged before the update of the last step of each episode: progress remaining 1 - 199 / 400, 1 - 399 / 400.
+    np.testing.assert_allclose(logged, [0.01 ** (199 / 400), 0.01 ** (399 / 400)], rtol=1e-5)
+
+
+@pytest.mark.parametrize("schedule", [lambda progress: progress, lambda progress: float("nan")])
+def test_ent_coef_schedule_must_stay_positive(schedule):
+    with pytest.raises(ValueError, match="the ent_coef schedule must return a positive finite temperature"):
+        small_model(ent_coef=schedule)
+
+
+def test_fine_tune_loads_onto_a_new_env_with_a_new_schedule(tmp_path):
+    small_model().learn(150).save(tmp_path / "pretrained")
+    schedule = LogLinearSchedule(0.5, 0.05)
+    model = SQL.load(tmp_path / "pretrained", env=gym.make("Pendulum-v1", g=5.0), ent_coef=schedule)
+    assert model.get_env().envs[0].unwrapped.g == 5.0
+    model.learn(150)
+    assert model._current_ent_coef() == pytest.approx(schedule(model._current_progress_remaining))
+    model.save(tmp_path / "fine_tuned")
+    assert SQL.load(tmp_path / "fine_tuned").ent_coef(0.0) == pytest.approx(0.05)
+    model.set_env(gym.make("Pendulum-v1"))
+    model.ent_coef = 0.2
+    model.learn(120)
+    assert model.logger.name_to_value["train/ent_coef"] == pytest.approx(0.2)

@@ -7,7 +7,7 @@ import torch as th
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.noise import NormalActionNoise
 
-from sb3_sql import SQL, SoftQPolicy, SVGDPolicy
+from sb3_sql import SQL, LogLinearSchedule, SoftQPolicy, SVGDPolicy
 from sb3_sql.soft_value import exact_soft_value, soft_double_q_value
 
 
@@ -126,3 +126,17 @@ def test_save_load_keeps_the_learnt_temperature(tmp_path):
 def test_invalid_discrete_hyperparameters_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SQL("MlpPolicy", "CartPole-v1", **kwargs)
+
+
+def test_temperature_schedule_drives_the_boltzmann_policy():
+    schedule = LogLinearSchedule(1.0, 0.01)
+    model = SQL(
+        "MlpPolicy", "CartPole-v1", ent_coef=schedule, learning_starts=50, batch_size=16, policy_kwargs={"net_arch": [16]}, seed=0
+    )
+    assert model.policy.log_ent_coef.exp().item() == pytest.approx(1.0)  # the schedule's start
+    model.learn(300)
+    # The policy acts at the temperature of the last update, 1.0 annealed towards 0.01.
+    expected = schedule(model._current_progress_remaining)
+    assert expected < 0.05
+    assert model.policy.log_ent_coef.exp().item() == pytest.approx(expected, rel=1e-5)
+    assert model.logger.name_to_value["train/ent_coef"] == pytest.approx(expected, rel=1e-5)

@@ -49,16 +49,34 @@ class MultiGoalEnv(gym.Env):
       (0, -5). Registered as ``MultiGoal-v0`` with a 30-step time limit (truncation).
     - info: ``goal_index``, the index in ``GOALS`` of the goal reached at termination, else -1.
 
+    Task variants (the composition experiments of Haarnoja et al., ICRA 2018): with
+    ``goal_weights=w``, goal ``g`` pays ``10 * w_g`` when reached, and goals of weight 0 are no
+    goals at all (they neither end the episode nor enter the distance cost ``min_g ||s' - g||^2``,
+    which runs over the goals of positive weight). E.g. ``gym.make("MultiGoal-v0",
+    goal_weights=(1, 0, 1, 0))`` pays only for (5, 0) and (0, 5). The default ``(1, 1, 1, 1)`` is
+    the paper's task.
+
     :param render_mode: None or ``"rgb_array"`` (an image of the goals, the cost contours, the
         path so far and the current position; needs matplotlib).
-    :raises ValueError: for another ``render_mode``.
+    :param goal_weights: four non-negative finite weights, one per goal in ``GOALS`` order, at
+        least one positive.
+    :raises ValueError: for another ``render_mode``, or ``goal_weights`` that are not four
+        non-negative finite numbers with at least one positive.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
-    def __init__(self, render_mode: str | None = None):
+    def __init__(self, render_mode: str | None = None, goal_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        weights = np.asarray(goal_weights, dtype=np.float64)
+        valid = np.all(np.isfinite(weights)) and np.all(weights >= 0) and np.any(weights > 0)
+        if weights.shape != (len(GOALS),) or not valid:
+            raise ValueError(
+                f"goal_weights must be {len(GOALS)} non-negative finite numbers (one per goal {GOALS.tolist()}) with at "
+                f"least one positive, got {goal_weights!r}; e.g. goal_weights=(1, 0, 1, 0) pays for (5, 0) and (0, 5)."
+            )
+        self.goal_weights = weights
         self.render_mode = render_mode
         self.observation_space = spaces.Box(-POSITION_LIMIT, POSITION_LIMIT, shape=(2,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
@@ -75,11 +93,12 @@ class MultiGoalEnv(gym.Env):
         action = np.clip(np.asarray(action, dtype=np.float64).reshape(2), self.action_space.low, self.action_space.high)
         self.position = np.clip(self.position + action, -POSITION_LIMIT, POSITION_LIMIT)
         self.path.append(self.position.copy())
-        distances = goal_distances(self.position)
+        # Goals of weight 0 are no goals: they neither attract nor end the episode.
+        distances = np.where(self.goal_weights > 0, goal_distances(self.position), np.inf)
         nearest = int(distances.argmin())
         terminated = bool(distances[nearest] < GOAL_THRESHOLD)
         reward = -ACTION_COST_COEFF * float(action @ action) - float(distances[nearest] ** 2)
-        reward += GOAL_REWARD if terminated else 0.0
+        reward += GOAL_REWARD * self.goal_weights[nearest] if terminated else 0.0
         return self.position.astype(np.float32), reward, terminated, False, {"goal_index": nearest if terminated else -1}
 
     def render(self) -> np.ndarray | None:
