@@ -5,15 +5,17 @@ Prints the mean return of 10 stochastic evaluation episodes before and after tra
 """
 
 import argparse
+import sys
+from pathlib import Path
 
 import gymnasium as gym
 import torch as th
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from sb3_sql import SQL
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from common import HYPERPARAMS, zoo_kwargs  # noqa: E402
 
-# The shipped Pendulum-v1 hyperparameters (hyperparams/sql.yml): Polyak target updates as in SAC.
-PENDULUM_KWARGS = dict(ent_coef=0.03, learning_rate=1e-3, tau=0.005, target_update_interval=1)
+from sb3_sql import SQL  # noqa: E402
 
 
 def main() -> None:
@@ -24,7 +26,8 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)  # fastest for these small networks on a CPU
 
-    model = SQL("MlpPolicy", "Pendulum-v1", seed=args.seed, **PENDULUM_KWARGS)
+    # The shipped Pendulum-v1 hyperparameters (hyperparams/sql.yml): Polyak target updates as in SAC.
+    model = SQL("MlpPolicy", "Pendulum-v1", seed=args.seed, **zoo_kwargs(HYPERPARAMS, "Pendulum-v1"))
     eval_env = gym.make("Pendulum-v1")
     eval_env.reset(seed=args.seed + 1000)
     before, _ = evaluate_policy(model, eval_env, n_eval_episodes=10)

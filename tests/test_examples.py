@@ -5,6 +5,16 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+def test_main_job_trains_on_pendulum_and_saves(tmp_path, monkeypatch, capsys):
+    argv = ["train_pendulum.py", "--timesteps", "1100", "--save", str(tmp_path / "sql_pendulum.zip")]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(EXAMPLES / "train_pendulum.py"), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert "untrained policy: mean return" in printed
+    assert "after 1100 steps: mean return" in printed
+    assert (tmp_path / "sql_pendulum.zip").stat().st_size > 0
+
+
 def test_multigoal_example_writes_both_figures(tmp_path, monkeypatch, capsys):
     argv = ["multigoal.py", "--timesteps", "300", "--eval-episodes", "5", "--output-dir", str(tmp_path)]
     monkeypatch.setattr(sys, "argv", argv)
