@@ -11,6 +11,7 @@ from pathlib import Path
 import gymnasium as gym
 import torch as th
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from common import HYPERPARAMS, zoo_kwargs  # noqa: E402
@@ -28,7 +29,7 @@ def main() -> None:
 
     # The shipped Pendulum-v1 hyperparameters (hyperparams/sql.yml): Polyak target updates as in SAC.
     model = SQL("MlpPolicy", "Pendulum-v1", seed=args.seed, **zoo_kwargs(HYPERPARAMS, "Pendulum-v1"))
-    eval_env = gym.make("Pendulum-v1")
+    eval_env = Monitor(gym.make("Pendulum-v1"))
     eval_env.reset(seed=args.seed + 1000)
     before, _ = evaluate_policy(model, eval_env, n_eval_episodes=10)
     print(f"untrained policy: mean return {before:.1f} over 10 episodes")
