@@ -141,7 +141,8 @@ def report(title: str, times: dict[str, float], names: tuple[str, ...]) -> None:
     for name in names:
         print(f"    {name:>22} {times.get(name, 0.0):7.3f} ms  {100 * times.get(name, 0.0) / times['total']:5.1f} %")
     unaccounted = times["total"] - sum(times.get(name, 0.0) for name in names)
-    print(f"    {'learn() loop, callbacks':>22} {unaccounted:7.3f} ms  {100 * unaccounted / times['total']:5.1f} %", flush=True)
+    share = 100 * unaccounted / times["total"]
+    print(f"    {'learn() loop, callbacks':>22} {unaccounted:7.3f} ms  {share:5.1f} %", flush=True)
 
 
 def main() -> None:

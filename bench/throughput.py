@@ -97,10 +97,14 @@ def main() -> None:
         print(f"\n{env_id}: {args.steps} steps after {args.learning_starts} warm-up steps, {args.pairs} repetitions")
         ratios: dict[str, list[float]] = {"defaults": [], "2x256 b256": []}
         for repetition in range(args.pairs):
-            sps = {config: steps_per_second(config, env_id, repetition, args.steps, args.learning_starts, args.device) for config in CONFIGS}
+            sps = {
+                config: steps_per_second(config, env_id, repetition, args.steps, args.learning_starts, args.device)
+                for config in CONFIGS
+            }
             ratios["defaults"].append(sps["SQL defaults"] / sps["SAC defaults"])
             ratios["2x256 b256"].append(sps["SQL 2x256 b256"] / sps["SAC defaults"])
-            print(f"  repetition {repetition}: " + ", ".join(f"{config} {value:.1f}" for config, value in sps.items()) + " steps/s", flush=True)
+            figures = ", ".join(f"{config} {value:.1f}" for config, value in sps.items())
+            print(f"  repetition {repetition}: {figures} steps/s", flush=True)
         print(f"  SQL/SAC at defaults, median: {statistics.median(ratios['defaults']):.2f}")
         print(f"  SQL/SAC at 2x256 batch 256, median: {statistics.median(ratios['2x256 b256']):.2f}")
         if args.memory_steps > 0:
