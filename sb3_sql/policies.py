@@ -77,19 +77,28 @@ class SamplerNetwork(BasePolicy):
         )
         return data
 
-    def pre_tanh_particles(self, obs: PyTorchObs, n_particles: int, deterministic: bool = False) -> th.Tensor:
+    def pre_tanh_particles(
+        self, obs: PyTorchObs, n_particles: int, deterministic: bool = False, n_detached: int = 0
+    ) -> th.Tensor:
         """Draw ``K`` particles per state before the tanh squashing.
 
         :param obs: a batch of observations (``batch`` of them).
         :param n_particles: ``K``, the number of particles per state.
         :param deterministic: fix the noise at ``xi = 0`` (the high-probability input).
+        :param n_detached: the first ``n_detached`` particles of each state are computed without
+            gradient (SVGD's fixed particles), so the backward pass skips them; same values.
         :return: pre-tanh particles ``u``, shape ``[batch, K, D]``; the actions are ``tanh(u)``.
         """
         features = self.extract_features(obs, self.features_extractor)  # [batch, features_dim]
         features = features.unsqueeze(1).expand(-1, n_particles, -1)  # [batch, K, features_dim]
         noise_shape = (*features.shape[:-1], self.action_dim)
         noise = th.zeros(noise_shape, device=features.device) if deterministic else th.randn(noise_shape, device=features.device)
-        return self.pre_tanh_net(th.cat([features, noise], dim=-1))
+        net_input = th.cat([features, noise], dim=-1)  # [batch, K, features_dim + D]
+        if n_detached == 0:
+            return self.pre_tanh_net(net_input)
+        with th.no_grad():
+            detached = self.pre_tanh_net(net_input[:, :n_detached])
+        return th.cat([detached, self.pre_tanh_net(net_input[:, n_detached:])], dim=1)
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         """One action per state in ``(-1, 1)^D``, shape ``[batch, D]`` (``xi = 0`` if deterministic)."""

@@ -477,7 +477,7 @@ class SQL(OffPolicyAlgorithm):
         """
         n_fixed = self.kernel_n_particles - int(self.kernel_n_particles * self.kernel_update_ratio)
         # Sampler particles [batch, K, D]: the first K - int(K * ratio) are fixed, the rest updated.
-        pre_tanh = self.actor.pre_tanh_particles(observations, self.kernel_n_particles)
+        pre_tanh = self.actor.pre_tanh_particles(observations, self.kernel_n_particles, n_detached=n_fixed)
         fixed, updated = pre_tanh[:, :n_fixed].detach(), pre_tanh[:, n_fixed:]
         if self.particle_space == "pre_tanh":
             # log p(u) = Q(s, tanh u) / alpha + sum_d log(1 - tanh^2 u_d)

@@ -121,6 +121,22 @@ def test_predict_deterministic_is_the_zero_noise_sample():
     assert model.action_space.contains(stochastic[0][0])
 
 
+def test_detached_particles_have_the_same_values_and_no_gradient():
+    model = small_model()
+    obs = th.as_tensor(np.stack([model.observation_space.sample() for _ in range(5)]))
+    th.manual_seed(1)
+    all_with_gradient = model.actor.pre_tanh_particles(obs, 6)
+    th.manual_seed(1)
+    split = model.actor.pre_tanh_particles(obs, 6, n_detached=4)
+    assert split.shape == (5, 6, 1)
+    th.testing.assert_close(split, all_with_gradient)
+    weight = next(model.actor.parameters())
+    (from_updated,) = th.autograd.grad(split[:, 4:].sum(), weight, retain_graph=True)
+    (from_all,) = th.autograd.grad(split.sum(), weight)
+    th.testing.assert_close(from_all, from_updated)  # the detached particles add no gradient
+    assert th.count_nonzero(from_updated) > 0
+
+
 def test_save_load_round_trip(tmp_path):
     model = small_model()
     model.learn(300)

@@ -1,0 +1,119 @@
+"""SQL vs SB3 SAC training throughput (env-steps/s, 1 gradient step per env step) and peak memory.
+
+Throughput: in one process, one torch thread, alternating per repetition SQL at its defaults,
+SAC at its defaults, and SQL at SAC's network size and batch (2 x 256, batch 256). SAC's
+defaults are already 2 x 256 and batch 256, so the same SAC run is the reference of both
+ratios of its repetition. Env-steps/s are counted once learning has started
+(``bench/common.py``'s ``TrainingThroughput``); both learn from step ``--learning-starts``. The
+SQL/SAC ratios are the median over the repetitions.
+
+Peak memory: each configuration runs again, ``--memory-steps`` steps after learning starts, in a
+fresh Python subprocess (Linux only). It reports its resident set size once the model is built
+(``VmRSS``), then resets the kernel's high-water mark (``/proc/self/clear_refs``, 5) and reports
+the peak during training (``VmHWM``); the difference is what training adds. A high-water mark
+belongs to a process, so only a fresh process per run attributes it to that run. The replay
+buffer is allocated lazily by numpy, so only its touched pages count.
+
+    python bench/throughput.py [--envs Pendulum-v1 HalfCheetah-v5] [--steps 2000] [--pairs 3]
+                               [--memory-steps 500] [--device cpu]
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import torch as th
+from stable_baselines3 import SAC
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import TrainingThroughput  # noqa: E402
+
+from sb3_sql import SQL  # noqa: E402
+
+ALGOS = {"SQL": SQL, "SAC": SAC}
+# name -> (algorithm, keyword arguments beyond learning_starts and seed)
+CONFIGS = {
+    "SQL defaults": ("SQL", {}),
+    "SAC defaults": ("SAC", {}),
+    "SQL 2x256 b256": ("SQL", {"batch_size": 256, "policy_kwargs": {"net_arch": [256, 256]}}),
+}
+
+
+def steps_per_second(config: str, env_id: str, seed: int, steps: int, learning_starts: int, device: str) -> float:
+    """Env-steps/s of one configuration over ``steps`` training steps after ``learning_starts``."""
+    algo, kwargs = CONFIGS[config]
+    model = ALGOS[algo]("MlpPolicy", env_id, seed=seed, learning_starts=learning_starts, device=device, **kwargs)
+    timer = TrainingThroughput()
+    model.learn(steps + learning_starts, callback=timer)
+    return timer.steps_per_second
+
+
+def memory_status_mib(field: str) -> float:
+    """``VmRSS`` or ``VmHWM`` of this process from ``/proc/self/status``, in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise ValueError(f"{field} not in /proc/self/status: peak memory needs Linux")
+
+
+def peak_memory_child(config: str, env_id: str, steps: int, learning_starts: int, device: str) -> None:
+    """Run in a fresh subprocess: print the RSS (MiB) with the model built and the peak RSS during training, as JSON."""
+    th.set_num_threads(1)
+    algo, kwargs = CONFIGS[config]
+    model = ALGOS[algo]("MlpPolicy", env_id, seed=0, learning_starts=learning_starts, device=device, **kwargs)
+    built = memory_status_mib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+    model.learn(steps + learning_starts)
+    print(json.dumps({"built": built, "trained": memory_status_mib("VmHWM")}))
+
+
+def peak_memory(config: str, env_id: str, steps: int, learning_starts: int, device: str) -> dict:
+    command = [sys.executable, __file__, "--memory-child", config, "--envs", env_id, "--memory-steps", str(steps)]
+    command += ["--learning-starts", str(learning_starts), "--device", device]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "HalfCheetah-v5"])
+    parser.add_argument("--steps", type=int, default=2000, help="training steps per run, after learning starts")
+    parser.add_argument("--pairs", type=int, default=3, help="repetitions of SQL, SAC, SQL 2x256")
+    parser.add_argument("--learning-starts", type=int, default=100)
+    parser.add_argument("--memory-steps", type=int, default=500, help="training steps of each peak-memory run (0: skip)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--memory-child", choices=list(CONFIGS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    th.set_num_threads(1)
+    if args.memory_child:
+        peak_memory_child(args.memory_child, args.envs[0], args.memory_steps, args.learning_starts, args.device)
+        return
+
+    print(f"torch {th.__version__}, {th.get_num_threads()} thread, device {args.device}")
+    for env_id in args.envs:
+        print(f"\n{env_id}: {args.steps} steps after {args.learning_starts} warm-up steps, {args.pairs} repetitions")
+        ratios: dict[str, list[float]] = {"defaults": [], "2x256 b256": []}
+        for repetition in range(args.pairs):
+            sps = {
+                config: steps_per_second(config, env_id, repetition, args.steps, args.learning_starts, args.device)
+                for config in CONFIGS
+            }
+            ratios["defaults"].append(sps["SQL defaults"] / sps["SAC defaults"])
+            ratios["2x256 b256"].append(sps["SQL 2x256 b256"] / sps["SAC defaults"])
+            figures = ", ".join(f"{config} {value:.1f}" for config, value in sps.items())
+            print(f"  repetition {repetition}: {figures} steps/s", flush=True)
+        print(f"  SQL/SAC at defaults, median: {statistics.median(ratios['defaults']):.2f}")
+        print(f"  SQL/SAC at 2x256 batch 256, median: {statistics.median(ratios['2x256 b256']):.2f}")
+        if args.memory_steps > 0:
+            print(f"  RSS of a fresh process (MiB): model built / peak over {args.memory_steps} training steps (increase):")
+            for config in CONFIGS:
+                memory = peak_memory(config, env_id, args.memory_steps, args.learning_starts, args.device)
+                increase = memory["trained"] - memory["built"]
+                print(f"    {config:>15}: {memory['built']:.0f} / {memory['trained']:.0f} (+{increase:.0f})", flush=True)
+
+
+if __name__ == "__main__":
+    main()
