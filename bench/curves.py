@@ -1,0 +1,174 @@
+"""Learning curves of SQL and SB3 SAC: evaluation return vs env steps, several seeds, CSV and PNG.
+
+One cell is one (task, algorithm, seed) training run. SQL uses the shipped hyperparameters
+(``hyperparams/sql.yml``, or ``--sql-hyperparams``), SAC rl_zoo3's tuned ones; both train for the
+task's budget below with one torch thread. SB3's ``EvalCallback`` evaluates every ``eval_freq``
+env steps on a separate environment (deterministic actions, as SB3 evaluates by default, and
+stochastic ones: SQL's policy is the sampler) and each cell is written to
+``<out>/<task>_<algo>_seed<seed>.csv``. Cells whose CSV exists are skipped, so a long benchmark
+runs one cell (or one task) at a time, in any order and on any machine, and a final call with
+``--plot-only`` gathers every CSV in ``<out>`` into ``<out>/curves.png`` and prints the final
+returns (mean and spread over seeds, and SQL/SAC).
+
+    python bench/curves.py                                    # every cell, then the plot
+    python bench/curves.py --envs HalfCheetah-v5 --algos SQL --seeds 0   # one cell
+    python bench/curves.py --plot-only
+"""
+
+import argparse
+import csv
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3 import SAC
+from stable_baselines3.common.callbacks import CallbackList, EvalCallback
+from stable_baselines3.common.monitor import Monitor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import HYPERPARAMS, TrainingThroughput, rl_zoo_kwargs, zoo_kwargs  # noqa: E402
+
+from sb3_sql import SQL  # noqa: E402
+
+# task -> (env steps, evaluation every this many env steps); the budgets of issue 7.
+TASKS = {"Pendulum-v1": (20_000, 1_000), "HalfCheetah-v5": (100_000, 10_000), "Hopper-v5": (100_000, 10_000)}
+ALGOS = {"SQL": SQL, "SAC": SAC}
+FIELDS = ("env", "algo", "seed", "timesteps", "deterministic", "stochastic", "wall_s", "train_steps_per_s")
+MODES = ("deterministic", "stochastic")
+
+
+def algo_kwargs(algo: str, env_id: str, sql_hyperparams: Path) -> dict:
+    """Keyword arguments of ``algo`` on ``env_id``: the shipped SQL entry or rl_zoo3's SAC entry (``v5`` from ``v4``)."""
+    if algo == "SQL":
+        return zoo_kwargs(sql_hyperparams, env_id)
+    try:
+        return rl_zoo_kwargs("sac", env_id)
+    except KeyError:  # rl_zoo3 tunes the MuJoCo tasks as v4; v5 has the same dynamics and rewards
+        return rl_zoo_kwargs("sac", env_id.replace("-v5", "-v4"))
+
+
+def cell_path(out: Path, env_id: str, algo: str, seed: int) -> Path:
+    return out / f"{env_id}_{algo}_seed{seed}.csv"
+
+
+def run_cell(
+    env_id: str, algo: str, seed: int, out: Path, sql_hyperparams: Path, eval_episodes: int, budget: tuple[int, int]
+) -> Path:
+    """Train one cell for ``budget = (env steps, evaluation interval)``, evaluating on the way; returns its CSV."""
+    timesteps, eval_freq = budget
+    kwargs = algo_kwargs(algo, env_id, sql_hyperparams)
+    print(f"{env_id} {algo} seed {seed}: {timesteps} steps, {kwargs}", flush=True)
+    model = ALGOS[algo]("MlpPolicy", env_id, seed=seed, **kwargs)
+    with tempfile.TemporaryDirectory() as logs:
+        evals = {}
+        for offset, mode in enumerate(MODES):
+            eval_env = Monitor(gym.make(env_id))
+            eval_env.reset(seed=10_000 + 100 * seed + offset)
+            evals[mode] = EvalCallback(
+                eval_env,
+                eval_freq=eval_freq,
+                n_eval_episodes=eval_episodes,
+                log_path=str(Path(logs) / mode),
+                deterministic=mode == "deterministic",
+                verbose=0,
+            )
+        timer = TrainingThroughput()
+        start = time.perf_counter()
+        model.learn(timesteps, callback=CallbackList([timer, *evals.values()]))
+        wall = time.perf_counter() - start
+        results = {mode: np.load(Path(logs) / mode / "evaluations.npz") for mode in MODES}
+    path = cell_path(out, env_id, algo, seed)
+    with open(path, "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(FIELDS)
+        for i, steps in enumerate(results["deterministic"]["timesteps"]):
+            returns = [results[mode]["results"][i].mean() for mode in MODES]
+            writer.writerow([env_id, algo, seed, int(steps), *(f"{r:.2f}" for r in returns), f"{wall:.0f}", f"{timer.steps_per_second:.1f}"])
+    print(f"  {path}: final {MODES[0]} {returns[0]:.1f}, {MODES[1]} {returns[1]:.1f} ({wall / 60:.1f} min)", flush=True)
+    return path
+
+
+def read_cells(out: Path) -> dict[tuple[str, str], dict[int, list[dict]]]:
+    """Every CSV in ``out``: ``(env, algo) -> seed -> rows``."""
+    cells: dict[tuple[str, str], dict[int, list[dict]]] = {}
+    for path in sorted(out.glob("*_seed*.csv")):
+        with open(path, newline="") as file:
+            rows = list(csv.DictReader(file))
+        if rows:
+            cells.setdefault((rows[0]["env"], rows[0]["algo"]), {})[int(rows[0]["seed"])] = rows
+    return cells
+
+
+def summarize(out: Path) -> None:
+    """Print the final returns per task and algorithm and draw ``out/curves.png``."""
+    from matplotlib.figure import Figure
+
+    cells = read_cells(out)
+    envs = sorted({env for env, _ in cells})
+    if not envs:
+        sys.exit(f"no CSV in {out}: run some cells first")
+    print(f"\nfinal evaluation return (mean over seeds; per seed in brackets), from {out}")
+    finals: dict[tuple[str, str, str], float] = {}
+    for (env_id, algo), seeds in sorted(cells.items()):
+        for mode in MODES:
+            per_seed = [float(rows[-1][mode]) for _, rows in sorted(seeds.items())]
+            finals[env_id, algo, mode] = statistics.mean(per_seed)
+            steps = seeds[min(seeds)][-1]["timesteps"]
+            values = ", ".join(f"{v:.1f}" for v in per_seed)
+            print(f"{env_id:>15} {algo} {mode:>13} at {steps} steps: {finals[env_id, algo, mode]:8.1f} [{values}]")
+    for env_id in envs:
+        for mode in MODES:
+            if (env_id, "SQL", mode) in finals and (env_id, "SAC", mode) in finals:
+                sac = finals[env_id, "SAC", mode]
+                ratio = f"{finals[env_id, 'SQL', mode] / sac:.2f}" if sac > 0 else "n/a (SAC's return is not positive)"
+                print(f"{env_id:>15} SQL/SAC {mode}: {ratio}")
+
+    figure = Figure(figsize=(5 * len(envs), 4), layout="constrained")
+    for axes, env_id in zip(figure.subplots(1, len(envs), squeeze=False)[0], envs):
+        for (cell_env, algo), seeds in sorted(cells.items()):
+            if cell_env != env_id:
+                continue
+            length = min(len(rows) for rows in seeds.values())
+            steps = np.array([int(row["timesteps"]) for row in next(iter(seeds.values()))[:length]])
+            returns = np.array([[float(row["stochastic"]) for row in rows[:length]] for rows in seeds.values()])
+            line = axes.plot(steps, returns.mean(axis=0), label=f"{algo} ({len(seeds)} seeds)")[0]
+            axes.fill_between(steps, returns.min(axis=0), returns.max(axis=0), color=line.get_color(), alpha=0.2)
+        axes.set(title=env_id, xlabel="env steps", ylabel="stochastic evaluation return")
+        axes.legend()
+    figure.savefig(out / "curves.png", dpi=100)
+    print(f"mean over seeds (line) and min-max (band): {out / 'curves.png'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=list(TASKS), choices=list(TASKS))
+    parser.add_argument("--algos", nargs="+", default=list(ALGOS), choices=list(ALGOS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/curves"))
+    parser.add_argument("--sql-hyperparams", type=Path, default=HYPERPARAMS, help="rl_zoo3 yaml with SQL's entries")
+    parser.add_argument("--timesteps", type=int, help="env steps of each cell instead of the task's budget (pilots)")
+    parser.add_argument("--eval-freq", type=int, help="evaluation interval instead of the task's")
+    parser.add_argument("--force", action="store_true", help="rerun cells whose CSV exists")
+    parser.add_argument("--plot-only", action="store_true", help="run nothing; gather the CSVs in --out")
+    args = parser.parse_args()
+    th.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    if not args.plot_only:
+        for env_id in args.envs:
+            for seed in args.seeds:
+                for algo in args.algos:
+                    if args.force or not cell_path(args.out, env_id, algo, seed).exists():
+                        budget = (args.timesteps or TASKS[env_id][0], args.eval_freq or TASKS[env_id][1])
+                        run_cell(env_id, algo, seed, args.out, args.sql_hyperparams, args.eval_episodes, budget)
+    summarize(args.out)
+
+
+if __name__ == "__main__":
+    main()
