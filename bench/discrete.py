@@ -6,6 +6,7 @@ budget unless ``--timesteps`` is given; runs alternate SQL, DQN per seed in one 
 torch thread. LunarLander-v3 needs ``pip install "gymnasium[box2d]"`` (the ``box2d`` extra).
 
     python bench/discrete.py [--envs CartPole-v1 LunarLander-v3] [--seeds 0 1 2] [--timesteps N]
+                             [--algos SQL DQN] [--sql-hyperparams hyperparams/sql.yml]
 """
 
 import argparse
@@ -51,12 +52,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--timesteps", type=int, default=None, help="default: DQN's rl_zoo3 budget per task")
     parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--algos", nargs="+", default=["SQL", "DQN"], choices=["SQL", "DQN"], help="run a subset")
+    parser.add_argument("--sql-hyperparams", type=Path, default=HYPERPARAMS, help="rl_zoo3 yaml with SQL's entries")
     args = parser.parse_args()
     th.set_num_threads(1)
 
     for env_id in args.envs:
         timesteps = args.timesteps or zoo_timesteps(env_id)
-        algos = {"SQL": (SQL, zoo_kwargs(HYPERPARAMS, env_id)), "DQN": (DQN, rl_zoo_kwargs("dqn", env_id))}
+        algos = {"SQL": (SQL, zoo_kwargs(args.sql_hyperparams, env_id)), "DQN": (DQN, rl_zoo_kwargs("dqn", env_id))}
+        algos = {name: algos[name] for name in args.algos}
         print(f"\n{env_id}, {timesteps} steps, mean return over {args.eval_episodes} evaluation episodes")
         for name, (_, kwargs) in algos.items():
             print(f"{name} hyperparameters: {kwargs}")
