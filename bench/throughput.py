@@ -14,8 +14,13 @@ the peak during training (``VmHWM``); the difference is what training adds. A hi
 belongs to a process, so only a fresh process per run attributes it to that run. The replay
 buffer is allocated lazily by numpy, so only its touched pages count.
 
+With ``--compile``, each repetition also runs the three configurations with their networks
+compiled by ``torch.compile`` (``nn.Module.compile``, default mode) and prints the speed-up of
+compiling; the compiled runs first train ``--compile-warmup`` steps untimed, so the compilation
+(once per input shape) is not counted.
+
     python bench/throughput.py [--envs Pendulum-v1 HalfCheetah-v5] [--steps 2000] [--pairs 3]
-                               [--memory-steps 500] [--device cpu]
+                               [--memory-steps 500] [--device cpu] [--compile]
 """
 
 import argparse
@@ -42,12 +47,24 @@ CONFIGS = {
 }
 
 
-def steps_per_second(config: str, env_id: str, seed: int, steps: int, learning_starts: int, device: str) -> float:
-    """Env-steps/s of one configuration over ``steps`` training steps after ``learning_starts``."""
+def steps_per_second(
+    config: str, env_id: str, seed: int, steps: int, learning_starts: int, device: str, compile_warmup: int | None = None
+) -> float:
+    """Env-steps/s of one configuration over ``steps`` training steps after ``learning_starts``.
+
+    With ``compile_warmup``, the actor and critics are compiled and trained that many steps past
+    ``learning_starts`` before the timed steps.
+    """
     algo, kwargs = CONFIGS[config]
     model = ALGOS[algo]("MlpPolicy", env_id, seed=seed, learning_starts=learning_starts, device=device, **kwargs)
     timer = TrainingThroughput()
-    model.learn(steps + learning_starts, callback=timer)
+    if compile_warmup is None:
+        model.learn(steps + learning_starts, callback=timer)
+    else:
+        for module in (model.actor, model.critic, model.critic_target):
+            module.compile()
+        model.learn(learning_starts + compile_warmup)
+        model.learn(steps, callback=timer, reset_num_timesteps=False)
     return timer.steps_per_second
 
 
@@ -85,6 +102,8 @@ def main() -> None:
     parser.add_argument("--learning-starts", type=int, default=100)
     parser.add_argument("--memory-steps", type=int, default=500, help="training steps of each peak-memory run (0: skip)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compile", action="store_true", help="also time each configuration with torch.compile")
+    parser.add_argument("--compile-warmup", type=int, default=300, help="untimed steps of a compiled run")
     parser.add_argument("--memory-child", choices=list(CONFIGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     th.set_num_threads(1)
@@ -96,6 +115,7 @@ def main() -> None:
     for env_id in args.envs:
         print(f"\n{env_id}: {args.steps} steps after {args.learning_starts} warm-up steps, {args.pairs} repetitions")
         ratios: dict[str, list[float]] = {"defaults": [], "2x256 b256": []}
+        speedups: dict[str, list[float]] = {}
         for repetition in range(args.pairs):
             sps = {
                 config: steps_per_second(config, env_id, repetition, args.steps, args.learning_starts, args.device)
@@ -105,8 +125,17 @@ def main() -> None:
             ratios["2x256 b256"].append(sps["SQL 2x256 b256"] / sps["SAC defaults"])
             figures = ", ".join(f"{config} {value:.1f}" for config, value in sps.items())
             print(f"  repetition {repetition}: {figures} steps/s", flush=True)
+            if args.compile:
+                for config in CONFIGS:
+                    compiled = steps_per_second(
+                        config, env_id, repetition, args.steps, args.learning_starts, args.device, args.compile_warmup
+                    )
+                    speedups.setdefault(config, []).append(compiled / sps[config])
+                    print(f"    {config} compiled: {compiled:.1f} steps/s ({compiled / sps[config]:.2f} x)", flush=True)
         print(f"  SQL/SAC at defaults, median: {statistics.median(ratios['defaults']):.2f}")
         print(f"  SQL/SAC at 2x256 batch 256, median: {statistics.median(ratios['2x256 b256']):.2f}")
+        for config, values in speedups.items():
+            print(f"  torch.compile speed-up of {config}, median: {statistics.median(values):.2f}")
         if args.memory_steps > 0:
             print(f"  RSS of a fresh process (MiB): model built / peak over {args.memory_steps} training steps (increase):")
             for config in CONFIGS:
