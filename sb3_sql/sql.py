@@ -7,6 +7,7 @@ Energy-Based Policies", ICML 2017 (arXiv:1702.08165), and its reference code
 
 import io
 import pathlib
+from collections.abc import Iterable
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -47,6 +48,8 @@ SelfSQL = TypeVar("SelfSQL", bound="SQL")
 
 ParticleSpace = Literal["pre_tanh", "post_tanh"]
 PARTICLE_SPACES = ("pre_tanh", "post_tanh")
+CriticLoss = Literal["mse", "huber"]
+CRITIC_LOSSES = ("mse", "huber")
 # target_entropy="auto" for discrete actions: this share of the uniform policy's entropy log(A).
 AUTO_TARGET_ENTROPY_SCALE = 0.5
 
@@ -114,6 +117,12 @@ class SQL(OffPolicyAlgorithm):
     :param soft_double_q: discrete actions with ``n_critics=2`` only: the soft value of the next
         state is the soft double-Q estimate (the first target critic's Boltzmann policy, evaluated
         by the second) instead of the exact soft value of the minimum of the two.
+    :param critic_loss: the soft Q-function's regression loss on the soft Bellman residual:
+        ``"mse"`` (default, the paper's Eq. 11: half the squared residual) or ``"huber"`` (SB3 DQN's
+        smooth L1 loss: the same below a residual of 1, linear above it, so rare large rewards move
+        the critic less).
+    :param max_grad_norm: clip the gradient norm of the soft Q-function and of the sampler to this
+        value before each step, as SB3's DQN does (default ``None``: no clipping, as in the paper and SAC).
     :param stats_window_size: window size for the rollout logging.
     :param tensorboard_log: the log location for tensorboard (if None, no logging).
     :param policy_kwargs: additional arguments for the policy (``net_arch``, ``n_critics``, ...).
@@ -125,7 +134,8 @@ class SQL(OffPolicyAlgorithm):
         policy class for the other kind of action space, ``ent_coef <= 0`` (or a schedule that is not
         positive at progress 1 and 0), ``"auto"`` for continuous actions, ``action_noise`` or ``soft_double_q`` where they do not apply,
         ``value_n_particles < 1``, ``kernel_n_particles < 2``, a ``kernel_update_ratio`` that
-        leaves no fixed or no updated particle, or an unknown ``particle_space``.
+        leaves no fixed or no updated particle, an unknown ``particle_space`` or ``critic_loss``, or a
+        ``max_grad_norm`` that is not positive.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -169,6 +179,8 @@ class SQL(OffPolicyAlgorithm):
         kernel_update_ratio: float = 0.5,
         particle_space: ParticleSpace = "pre_tanh",
         soft_double_q: bool = False,
+        critic_loss: CriticLoss = "mse",
+        max_grad_norm: float | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -218,6 +230,8 @@ class SQL(OffPolicyAlgorithm):
         self.kernel_update_ratio = kernel_update_ratio
         self.particle_space = particle_space
         self.soft_double_q = soft_double_q
+        self.critic_loss = critic_loss
+        self.max_grad_norm = max_grad_norm
 
         if _init_setup_model:
             self._setup_model()
@@ -328,6 +342,12 @@ class SQL(OffPolicyAlgorithm):
             )
         if self.particle_space not in PARTICLE_SPACES:
             raise ValueError(f"particle_space must be one of {PARTICLE_SPACES}, got {self.particle_space!r}")
+        if self.critic_loss not in CRITIC_LOSSES:
+            raise ValueError(f"critic_loss must be one of {CRITIC_LOSSES}, got {self.critic_loss!r}")
+        if self.max_grad_norm is not None and not (np.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
+            raise ValueError(
+                f"max_grad_norm must be a positive float (DQN uses 10) or None for no clipping, got {self.max_grad_norm}"
+            )
         if self.target_update_interval < 1:
             raise ValueError(f"target_update_interval must be at least 1, got {self.target_update_interval}")
 
@@ -433,17 +453,18 @@ class SQL(OffPolicyAlgorithm):
             target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_value
 
         current_q_values = self.critic(replay_data.observations, replay_data.actions)
-        critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
-        assert isinstance(critic_loss, th.Tensor)
+        critic_loss = self._critic_loss(current_q_values, target_q_values)
         self.critic.optimizer.zero_grad()
         critic_loss.backward()
         check_finite_update("critic", critic_loss, self.critic.parameters(), alpha, replay_data)
+        self._clip_grad_norm(self.critic.parameters())
         self.critic.optimizer.step()
 
         actor_loss, kernel, pre_tanh = self._sampler_loss(replay_data.observations, alpha)
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         check_finite_update("sampler", actor_loss, self.actor.parameters(), alpha, replay_data)
+        self._clip_grad_norm(self.actor.parameters())
         self.actor.optimizer.step()
 
         return {
@@ -455,6 +476,22 @@ class SQL(OffPolicyAlgorithm):
             "kernel_bandwidth": kernel.bandwidth.mean(),
             "saturated_fraction": (pre_tanh.detach().tanh().abs() > SATURATION_THRESHOLD).float().mean(),
         }
+
+    def _critic_loss(self, current_q_values: list[th.Tensor], target_q_values: th.Tensor) -> th.Tensor:
+        """The soft Q regression loss summed over the critics: half the squared residual (Eq. 11) or its Huber form.
+
+        :param current_q_values: one ``[batch, 1]`` tensor per critic.
+        :param target_q_values: the soft Bellman targets, ``[batch, 1]``, without gradient.
+        """
+        if self.critic_loss == "huber":
+            losses = [F.smooth_l1_loss(current_q, target_q_values) for current_q in current_q_values]
+        else:
+            losses = [0.5 * F.mse_loss(current_q, target_q_values) for current_q in current_q_values]
+        return th.stack(losses).sum()
+
+    def _clip_grad_norm(self, parameters: Iterable[th.nn.Parameter]) -> None:
+        if self.max_grad_norm is not None:
+            th.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm)
 
     def _current_ent_coef(self) -> float:
         """The temperature ``alpha`` now: the learnt one (``"auto"``), the schedule at the current progress remaining, or ``ent_coef``."""
@@ -522,11 +559,11 @@ class SQL(OffPolicyAlgorithm):
         all_q_values = self.critic(replay_data.observations)  # one [batch, A] per critic
         actions = replay_data.actions.long()  # [batch, 1]
         current_q_values = [q_values.gather(1, actions) for q_values in all_q_values]
-        critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
-        assert isinstance(critic_loss, th.Tensor)
+        critic_loss = self._critic_loss(current_q_values, target_q_values)
         self.critic.optimizer.zero_grad()
         critic_loss.backward()
         check_finite_update("critic", critic_loss, self.critic.parameters(), alpha.item(), replay_data)
+        self._clip_grad_norm(self.critic.parameters())
         self.critic.optimizer.step()
 
         # The Boltzmann policy softmax(Q / alpha) at the minibatch states (Eq. 6) and its exact entropy.

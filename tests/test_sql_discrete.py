@@ -37,9 +37,12 @@ def test_policy_class_for_the_other_action_space_is_refused(policy, env):
         SQL(policy, env)
 
 
-@pytest.mark.parametrize("soft_double_q, n_steps", [(False, 1), (True, 1), (False, 3)])
-def test_critic_loss_uses_the_exact_soft_value(tmp_path, soft_double_q, n_steps):
+@pytest.mark.parametrize(
+    "soft_double_q, n_steps, critic_loss", [(False, 1, "mse"), (True, 1, "mse"), (False, 3, "mse"), (False, 1, "huber")]
+)
+def test_critic_loss_uses_the_exact_soft_value(tmp_path, soft_double_q, n_steps, critic_loss):
     kwargs = {"ent_coef": 0.5, "soft_double_q": soft_double_q, "n_steps": n_steps, "policy_kwargs": {"n_critics": 2}}
+    kwargs["critic_loss"] = critic_loss
     model = small_model(learning_starts=200, **kwargs)
     model.learn(200)
     model.set_logger(configure(str(tmp_path), ["csv"]))
@@ -53,7 +56,12 @@ def test_critic_loss_uses_the_exact_soft_value(tmp_path, soft_double_q, n_steps)
         discounts = 0.99 if n_steps == 1 else batch.discounts  # n-step returns: gamma^k, k <= n_steps
         target = batch.rewards + discounts * (1 - batch.dones) * next_value[:, None]
         current = [q.gather(1, batch.actions.long()) for q in model.critic(batch.observations)]
-        expected_loss = 0.5 * sum(((q - target) ** 2).mean() for q in current)
+        if critic_loss == "huber":  # quadratic below a residual of 1, linear above
+            residuals = [(q - target).abs() for q in current]
+            expected_loss = sum(th.where(r < 1, 0.5 * r**2, r - 0.5).mean() for r in residuals)
+            assert any((r > 1).any() for r in residuals)  # the linear part is exercised
+        else:
+            expected_loss = 0.5 * sum(((q - target) ** 2).mean() for q in current)
         assert not th.allclose(next_value, exact_soft_value(next_q[0], 0.5))  # the two critics differ
     model.train(gradient_steps=1, batch_size=32)
     assert model.logger.name_to_value["train/critic_loss"] == pytest.approx(expected_loss.item(), rel=1e-5)
@@ -121,6 +129,9 @@ def test_save_load_keeps_the_learnt_temperature(tmp_path):
         ({"ent_coef": 0.0}, "positive finite"),
         ({"action_noise": NormalActionNoise(np.zeros(1), np.ones(1))}, "action_noise applies to continuous actions only"),
         ({"soft_double_q": True}, "soft_double_q needs discrete actions and policy_kwargs n_critics=2"),
+        ({"critic_loss": "l1"}, "critic_loss must be one of"),
+        ({"max_grad_norm": 0.0}, "max_grad_norm must be a positive float"),
+        ({"max_grad_norm": float("inf")}, "max_grad_norm must be a positive float"),
     ],
 )
 def test_invalid_discrete_hyperparameters_are_refused(kwargs, message):
@@ -140,3 +151,31 @@ def test_temperature_schedule_drives_the_boltzmann_policy():
     assert expected < 0.05
     assert model.policy.log_ent_coef.exp().item() == pytest.approx(expected, rel=1e-5)
     assert model.logger.name_to_value["train/ent_coef"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_max_grad_norm_clips_every_network_step(env_id):
+    model = SQL(
+        "MlpPolicy", env_id, learning_starts=100, batch_size=32, seed=0, policy_kwargs={"net_arch": [32, 32]}, max_grad_norm=1e-3
+    )
+    model.learn(100)
+    optimizers = [model.critic.optimizer] + ([] if model.discrete_actions else [model.actor.optimizer])
+    norms = {id(optimizer): [] for optimizer in optimizers}
+    for optimizer in optimizers:
+
+        def record(optimizer=optimizer, step=optimizer.step):
+            params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            norms[id(optimizer)].append(th.linalg.vector_norm(th.stack([p.grad.norm() for p in params])).item())
+            return step()
+
+        optimizer.step = record
+    model.train(gradient_steps=3, batch_size=32)
+    for optimizer in optimizers:
+        assert len(norms[id(optimizer)]) == 3
+        assert max(norms[id(optimizer)]) <= 1e-3 * (1 + 1e-4)
+    unclipped = SQL("MlpPolicy", env_id, learning_starts=100, batch_size=32, seed=0, policy_kwargs={"net_arch": [32, 32]})
+    unclipped.learn(100)
+    unclipped.critic.optimizer.zero_grad()
+    unclipped.train(gradient_steps=1, batch_size=32)
+    grad_norm = th.linalg.vector_norm(th.stack([p.grad.norm() for p in unclipped.critic.parameters() if p.grad is not None]))
+    assert grad_norm > 1e-3  # without the option the same step's gradient is larger
