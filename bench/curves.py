@@ -128,18 +128,19 @@ def summarize(out: Path) -> None:
                 ratio = f"{finals[env_id, 'SQL', mode] / sac:.2f}" if sac > 0 else "n/a (SAC's return is not positive)"
                 print(f"{env_id:>15} SQL/SAC {mode}: {ratio}")
 
-    figure = Figure(figsize=(5 * len(envs), 4), layout="constrained")
-    for axes, env_id in zip(figure.subplots(1, len(envs), squeeze=False)[0], envs):
-        for (cell_env, algo), seeds in sorted(cells.items()):
-            if cell_env != env_id:
-                continue
-            length = min(len(rows) for rows in seeds.values())
-            steps = np.array([int(row["timesteps"]) for row in next(iter(seeds.values()))[:length]])
-            returns = np.array([[float(row["stochastic"]) for row in rows[:length]] for rows in seeds.values()])
-            line = axes.plot(steps, returns.mean(axis=0), label=f"{algo} ({len(seeds)} seeds)")[0]
-            axes.fill_between(steps, returns.min(axis=0), returns.max(axis=0), color=line.get_color(), alpha=0.2)
-        axes.set(title=env_id, xlabel="env steps", ylabel="stochastic evaluation return")
-        axes.legend()
+    figure = Figure(figsize=(5 * len(envs), 4 * len(MODES)), layout="constrained")
+    for mode, row_axes in zip(MODES, figure.subplots(len(MODES), len(envs), squeeze=False)):
+        for axes, env_id in zip(row_axes, envs):
+            for (cell_env, algo), seeds in sorted(cells.items()):
+                if cell_env != env_id:
+                    continue
+                length = min(len(rows) for rows in seeds.values())
+                steps = np.array([int(row["timesteps"]) for row in next(iter(seeds.values()))[:length]])
+                returns = np.array([[float(row[mode]) for row in rows[:length]] for rows in seeds.values()])
+                line = axes.plot(steps, returns.mean(axis=0), label=f"{algo} ({len(seeds)} seeds)")[0]
+                axes.fill_between(steps, returns.min(axis=0), returns.max(axis=0), color=line.get_color(), alpha=0.2)
+            axes.set(title=env_id, xlabel="env steps", ylabel=f"{mode} evaluation return")
+            axes.legend()
     figure.savefig(out / "curves.png", dpi=100)
     print(f"mean over seeds (line) and min-max (band): {out / 'curves.png'}")
 
