@@ -167,6 +167,8 @@ def main() -> None:
                 for algo in args.algos:
                     if args.force or not cell_path(args.out, env_id, algo, seed).exists():
                         budget = (args.timesteps or TASKS[env_id][0], args.eval_freq or TASKS[env_id][1])
+                        if budget[1] > budget[0]:
+                            parser.error(f"--eval-freq {budget[1]} exceeds the {budget[0]} steps of {env_id}: no evaluation")
                         run_cell(env_id, algo, seed, args.out, args.sql_hyperparams, args.eval_episodes, budget)
     summarize(args.out)
 
