@@ -12,12 +12,17 @@ ZOO_ONLY_KEYS = ("n_timesteps", "policy", "n_envs", "normalize", "env_wrapper", 
 
 
 def zoo_kwargs(path: Path, env_id: str) -> dict:
-    """Algorithm keyword arguments of one rl_zoo3 yaml entry (``policy_kwargs`` strings evaluated)."""
+    """Algorithm keyword arguments of one rl_zoo3 yaml entry (``policy_kwargs`` and ``lin_`` learning rates evaluated)."""
     with open(path) as file:
         entry = dict(yaml.safe_load(file)[env_id])
     kwargs = {key: value for key, value in entry.items() if key not in ZOO_ONLY_KEYS}
     if isinstance(kwargs.get("policy_kwargs"), str):
         kwargs["policy_kwargs"] = eval(kwargs["policy_kwargs"])  # the zoo's own convention, e.g. "dict(net_arch=[64])"
+    if isinstance(kwargs.get("learning_rate"), str):
+        # The zoo's "lin_<initial>": linear decay to 0, as rl_zoo3.train reads it.
+        from rl_zoo3.utils import linear_schedule
+
+        kwargs["learning_rate"] = linear_schedule(kwargs["learning_rate"].removeprefix("lin_"))
     return kwargs
 
 

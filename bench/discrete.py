@@ -72,11 +72,14 @@ def main() -> None:
                 results[name].append(r)
                 row = f"{r['deterministic']:>14.1f} {r['stochastic']:>11.1f} {r['sps']:>14.1f}"
                 print(f"{seed:>4} {name:>4} {row}", flush=True)
-        for name, runs in results.items():
-            print(
-                f"mean {name:>4} {statistics.mean(r['deterministic'] for r in runs):>14.1f} "
-                f"{statistics.mean(r['stochastic'] for r in runs):>11.1f} {statistics.mean(r['sps'] for r in runs):>14.1f}"
-            )
+        means = {name: {key: statistics.mean(r[key] for r in runs) for key in runs[0]} for name, runs in results.items()}
+        for name, mean in means.items():
+            print(f"mean {name:>4} {mean['deterministic']:>14.1f} {mean['stochastic']:>11.1f} {mean['sps']:>14.1f}")
+        if len(means) == 2:
+            for mode in ("deterministic", "stochastic"):
+                # Returns can be negative (LunarLander-v3), so the gap is measured against |DQN|.
+                gap = (means["SQL"][mode] - means["DQN"][mode]) / max(abs(means["DQN"][mode]), 1e-9)
+                print(f"SQL - DQN, {mode}: {means['SQL'][mode] - means['DQN'][mode]:+.1f} ({gap:+.1%} of |DQN|)")
     print("(DQN's stochastic evaluation is epsilon-greedy with its final epsilon; SQL's samples softmax(Q / ent_coef))")
 
 
