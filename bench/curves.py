@@ -129,16 +129,17 @@ def summarize(out: Path) -> None:
                 print(f"{env_id:>15} SQL/SAC {mode}: {ratio}")
 
     figure = Figure(figsize=(5 * len(envs), 4 * len(MODES)), layout="constrained")
-    for mode, row_axes in zip(MODES, figure.subplots(len(MODES), len(envs), squeeze=False)):
-        for axes, env_id in zip(row_axes, envs):
-            for (cell_env, algo), seeds in sorted(cells.items()):
-                if cell_env != env_id:
-                    continue
-                length = min(len(rows) for rows in seeds.values())
-                steps = np.array([int(row["timesteps"]) for row in next(iter(seeds.values()))[:length]])
-                returns = np.array([[float(row[mode]) for row in rows[:length]] for rows in seeds.values()])
-                line = axes.plot(steps, returns.mean(axis=0), label=f"{algo} ({len(seeds)} seeds)")[0]
-                axes.fill_between(steps, returns.min(axis=0), returns.max(axis=0), color=line.get_color(), alpha=0.2)
+    grid = figure.subplots(len(MODES), len(envs), squeeze=False)
+    for mode, row_axes in zip(MODES, grid):
+        axes_of = dict(zip(envs, row_axes))
+        for (env_id, algo), seeds in sorted(cells.items()):
+            length = min(len(rows) for rows in seeds.values())
+            steps = np.array([int(row["timesteps"]) for row in next(iter(seeds.values()))[:length]])
+            returns = np.array([[float(row[mode]) for row in rows[:length]] for rows in seeds.values()])
+            axes = axes_of[env_id]
+            line = axes.plot(steps, returns.mean(axis=0), label=f"{algo} ({len(seeds)} seeds)")[0]
+            axes.fill_between(steps, returns.min(axis=0), returns.max(axis=0), color=line.get_color(), alpha=0.2)
+        for env_id, axes in axes_of.items():
             axes.set(title=env_id, xlabel="env steps", ylabel=f"{mode} evaluation return")
             axes.legend()
     figure.savefig(out / "curves.png", dpi=100)

@@ -78,8 +78,8 @@ def main() -> None:
         if len(means) == 2:
             for mode in ("deterministic", "stochastic"):
                 # Returns can be negative (LunarLander-v3), so the gap is measured against |DQN|.
-                gap = (means["SQL"][mode] - means["DQN"][mode]) / max(abs(means["DQN"][mode]), 1e-9)
-                print(f"SQL - DQN, {mode}: {means['SQL'][mode] - means['DQN'][mode]:+.1f} ({gap:+.1%} of |DQN|)")
+                gap = means["SQL"][mode] - means["DQN"][mode]
+                print(f"SQL - DQN, {mode}: {gap:+.1f} ({gap / max(abs(means['DQN'][mode]), 1e-9):+.1%} of |DQN|)")
     print("(DQN's stochastic evaluation is epsilon-greedy with its final epsilon; SQL's samples softmax(Q / ent_coef))")
 
 
