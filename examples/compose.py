@@ -31,7 +31,7 @@ from common import HYPERPARAMS, zoo_kwargs  # noqa: E402
 
 from sb3_sql import SQL, compose  # noqa: E402
 from sb3_sql.envs.multigoal import goal_rollouts  # noqa: E402
-from sb3_sql.plots import draw_cost_contours  # noqa: E402
+from sb3_sql.envs.multigoal import draw_cost_contours  # noqa: E402
 
 ENV_ID = "MultiGoal-v0"
 # Goal order of sb3_sql.envs.multigoal.GOALS: (5, 0), (-5, 0), (0, 5), (0, -5).

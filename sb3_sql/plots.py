@@ -14,35 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch as th
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from sb3_sql.envs.multigoal import GOALS, POSITION_LIMIT, goal_cost
+from sb3_sql.envs.multigoal import draw_cost_contours
 from sb3_sql.sql import SQL
 
 # The states of the paper's Figure 1 (and of the reference code's plotter).
 FIGURE1_STATES = ((-2.5, 0.0), (0.0, 0.0), (2.5, 2.5))
-
-
-def draw_cost_contours(axes: Axes, paths: Sequence[np.ndarray] = (), n_grid: int = 100) -> None:
-    """Draw the MultiGoal position cost ``min_g ||s - g||^2``, the goals and paths on ``axes``.
-
-    :param axes: matplotlib axes to draw on.
-    :param paths: positions of each path, arrays of shape ``[steps + 1, 2]``.
-    :param n_grid: grid points per axis for the contours.
-    """
-    coordinates = np.linspace(-POSITION_LIMIT, POSITION_LIMIT, n_grid)
-    grid_x, grid_y = np.meshgrid(coordinates, coordinates)
-    contours = axes.contour(grid_x, grid_y, goal_cost(np.stack([grid_x, grid_y], axis=-1)), levels=20, cmap="viridis")
-    axes.clabel(contours, inline=True, fontsize=6, fmt="%.3g")
-    for path in paths:
-        axes.plot(path[:, 0], path[:, 1], color="tab:blue", linewidth=0.8, alpha=0.6)
-    axes.plot(GOALS[:, 0], GOALS[:, 1], "o", color="tab:red", markersize=10, label="goals")
-    axes.set_xlim(-POSITION_LIMIT, POSITION_LIMIT)
-    axes.set_ylim(-POSITION_LIMIT, POSITION_LIMIT)
-    axes.set_aspect("equal")
-    axes.set_xlabel("x")
-    axes.set_ylabel("y")
 
 
 def plot_cost_contours(paths: Sequence[np.ndarray], filename: str | Path | None = None) -> Figure:

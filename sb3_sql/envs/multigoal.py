@@ -6,11 +6,15 @@ Any of the four goals solves the task equally well, so a policy that keeps every
 all of them; a unimodal (e.g. Gaussian) policy tends to commit to one or two.
 """
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 GOALS = np.array([[5.0, 0.0], [-5.0, 0.0], [0.0, 5.0], [0.0, -5.0]])
 POSITION_LIMIT = 7.0
@@ -37,6 +41,30 @@ def goal_cost(positions: np.ndarray) -> np.ndarray:
     :return: costs, shape ``[...]``.
     """
     return goal_distances(positions).min(axis=-1) ** 2
+
+
+def draw_cost_contours(axes: "Axes", paths: Sequence[np.ndarray] = (), n_grid: int = 100) -> None:
+    """Draw the MultiGoal position cost ``min_g ||s - g||^2``, the goals and paths on ``axes``.
+
+    Used by :meth:`MultiGoalEnv.render` and by :func:`sb3_sql.plots.plot_cost_contours`; needs
+    matplotlib (the ``plots`` extra).
+
+    :param axes: matplotlib axes to draw on.
+    :param paths: positions of each path, arrays of shape ``[steps + 1, 2]``.
+    :param n_grid: grid points per axis for the contours.
+    """
+    coordinates = np.linspace(-POSITION_LIMIT, POSITION_LIMIT, n_grid)
+    grid_x, grid_y = np.meshgrid(coordinates, coordinates)
+    contours = axes.contour(grid_x, grid_y, goal_cost(np.stack([grid_x, grid_y], axis=-1)), levels=20, cmap="viridis")
+    axes.clabel(contours, inline=True, fontsize=6, fmt="%.3g")
+    for path in paths:
+        axes.plot(path[:, 0], path[:, 1], color="tab:blue", linewidth=0.8, alpha=0.6)
+    axes.plot(GOALS[:, 0], GOALS[:, 1], "o", color="tab:red", markersize=10, label="goals")
+    axes.set_xlim(-POSITION_LIMIT, POSITION_LIMIT)
+    axes.set_ylim(-POSITION_LIMIT, POSITION_LIMIT)
+    axes.set_aspect("equal")
+    axes.set_xlabel("x")
+    axes.set_ylabel("y")
 
 
 class MultiGoalEnv(gym.Env):
@@ -108,8 +136,6 @@ class MultiGoalEnv(gym.Env):
             return None
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-
-        from sb3_sql.plots import draw_cost_contours
 
         figure = Figure(figsize=(4, 4), dpi=100)
         canvas = FigureCanvasAgg(figure)
