@@ -1,7 +1,7 @@
-"""Build steps that setup.cfg cannot express: the rl_zoo3 start-up hook and the shipped hyperparameters.
+"""Build steps that pyproject.toml cannot express: the rl_zoo3 start-up hook and the shipped hyperparameters.
 
 - ``sb3_sql_zoo.pth`` at the root of site-packages runs ``sb3_sql_zoo_hook.install()`` at interpreter
-  start-up, so that ``python -m rl_zoo3.train --algo sql`` works with an unmodified zoo (README, "rl_zoo3").
+  start-up, so that ``python -m rl_zoo3.train --algo sql`` works with an unmodified zoo (docs/guide/rl_zoo3.md).
 - ``hyperparams/sql.yml`` (the single source) is copied into the package, where ``sb3_sql.zoo`` finds it.
 """
 
