@@ -30,10 +30,10 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import CallbackList, EvalCallback
 from stable_baselines3.common.monitor import Monitor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HYPERPARAMS, TrainingThroughput, rl_zoo_kwargs, zoo_kwargs  # noqa: E402
+from sb3_sql import SQL
+from sb3_sql.zoo import default_hyperparams_path, load_hyperparams
 
-from sb3_sql import SQL  # noqa: E402
+from common import TrainingThroughput, rl_zoo_kwargs
 
 # task -> (env steps, evaluation every this many env steps); the budgets of issue 7.
 TASKS = {"Pendulum-v1": (20_000, 1_000), "HalfCheetah-v5": (100_000, 10_000), "Hopper-v5": (100_000, 10_000)}
@@ -45,7 +45,7 @@ MODES = ("deterministic", "stochastic")
 def algo_kwargs(algo: str, env_id: str, sql_hyperparams: Path) -> dict:
     """Keyword arguments of ``algo`` on ``env_id``: the shipped SQL entry or rl_zoo3's SAC entry (``v5`` from ``v4``)."""
     if algo == "SQL":
-        return zoo_kwargs(sql_hyperparams, env_id)
+        return load_hyperparams(env_id, sql_hyperparams)
     try:
         return rl_zoo_kwargs("sac", env_id)
     except KeyError:  # rl_zoo3 tunes the MuJoCo tasks as v4; v5 has the same dynamics and rewards
@@ -88,7 +88,8 @@ def run_cell(
         writer.writerow(FIELDS)
         for i, steps in enumerate(results["deterministic"]["timesteps"]):
             returns = [results[mode]["results"][i].mean() for mode in MODES]
-            writer.writerow([env_id, algo, seed, int(steps), *(f"{r:.2f}" for r in returns), f"{wall:.0f}", f"{timer.steps_per_second:.1f}"])
+            timing = (f"{wall:.0f}", f"{timer.steps_per_second:.1f}")
+            writer.writerow([env_id, algo, seed, int(steps), *(f"{r:.2f}" for r in returns), *timing])
     print(f"  {path}: final {MODES[0]} {returns[0]:.1f}, {MODES[1]} {returns[1]:.1f} ({wall / 60:.1f} min)", flush=True)
     return path
 
@@ -130,8 +131,8 @@ def summarize(out: Path) -> None:
 
     figure = Figure(figsize=(5 * len(envs), 4 * len(MODES)), layout="constrained")
     grid = figure.subplots(len(MODES), len(envs), squeeze=False)
-    for mode, row_axes in zip(MODES, grid):
-        axes_of = dict(zip(envs, row_axes))
+    for mode, row_axes in zip(MODES, grid, strict=True):
+        axes_of = dict(zip(envs, row_axes, strict=True))
         for (env_id, algo), seeds in sorted(cells.items()):
             length = min(len(rows) for rows in seeds.values())
             steps = np.array([int(row["timesteps"]) for row in next(iter(seeds.values()))[:length]])
@@ -153,7 +154,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("bench/results/curves"))
-    parser.add_argument("--sql-hyperparams", type=Path, default=HYPERPARAMS, help="rl_zoo3 yaml with SQL's entries")
+    parser.add_argument(
+        "--sql-hyperparams", type=Path, default=default_hyperparams_path(), help="rl_zoo3 yaml with SQL's entries"
+    )
     parser.add_argument("--timesteps", type=int, help="env steps of each cell instead of the task's budget (pilots)")
     parser.add_argument("--eval-freq", type=int, help="evaluation interval instead of the task's")
     parser.add_argument("--force", action="store_true", help="rerun cells whose CSV exists")

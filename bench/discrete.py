@@ -11,7 +11,6 @@ torch thread. LunarLander-v3 needs ``pip install "gymnasium[box2d]"`` (the ``box
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -21,10 +20,10 @@ from stable_baselines3 import DQN
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HYPERPARAMS, TrainingThroughput, rl_zoo_kwargs, zoo_kwargs  # noqa: E402
+from sb3_sql import SQL
+from sb3_sql.zoo import default_hyperparams_path, load_hyperparams
 
-from sb3_sql import SQL  # noqa: E402
+from common import TrainingThroughput, rl_zoo_kwargs
 
 
 def zoo_timesteps(env_id: str) -> int:
@@ -53,13 +52,15 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=None, help="default: DQN's rl_zoo3 budget per task")
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--algos", nargs="+", default=["SQL", "DQN"], choices=["SQL", "DQN"], help="run a subset")
-    parser.add_argument("--sql-hyperparams", type=Path, default=HYPERPARAMS, help="rl_zoo3 yaml with SQL's entries")
+    parser.add_argument(
+        "--sql-hyperparams", type=Path, default=default_hyperparams_path(), help="rl_zoo3 yaml with SQL's entries"
+    )
     args = parser.parse_args()
     th.set_num_threads(1)
 
     for env_id in args.envs:
         timesteps = args.timesteps or zoo_timesteps(env_id)
-        algos = {"SQL": (SQL, zoo_kwargs(args.sql_hyperparams, env_id)), "DQN": (DQN, rl_zoo_kwargs("dqn", env_id))}
+        algos = {"SQL": (SQL, load_hyperparams(env_id, args.sql_hyperparams)), "DQN": (DQN, rl_zoo_kwargs("dqn", env_id))}
         algos = {name: algos[name] for name in args.algos}
         print(f"\n{env_id}, {timesteps} steps, mean return over {args.eval_episodes} evaluation episodes")
         for name, (_, kwargs) in algos.items():

@@ -9,16 +9,14 @@ env-steps per second once learning has started.
 
 import argparse
 import statistics
-import sys
-from pathlib import Path
 
 import torch as th
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HYPERPARAMS, TrainingThroughput, zoo_kwargs  # noqa: E402
+import sb3_sql.sql
+from sb3_sql import SQL
+from sb3_sql.zoo import load_hyperparams
 
-import sb3_sql.sql  # noqa: E402
-from sb3_sql import SQL  # noqa: E402
+from common import TrainingThroughput
 
 ENV_ID = "Pendulum-v1"
 
@@ -28,7 +26,7 @@ def steps_per_second(seed: int, timesteps: int, guarded: bool) -> float:
     if not guarded:
         sb3_sql.sql.check_finite_update = lambda *args, **kwargs: None
     try:
-        model = SQL("MlpPolicy", ENV_ID, seed=seed, **zoo_kwargs(HYPERPARAMS, ENV_ID))
+        model = SQL("MlpPolicy", ENV_ID, seed=seed, **load_hyperparams(ENV_ID))
         timer = TrainingThroughput()
         model.learn(timesteps, callback=timer)
     finally:

@@ -4,18 +4,16 @@
 """
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import gymnasium as gym
 import torch as th
 from stable_baselines3.common.evaluation import evaluate_policy
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HYPERPARAMS, TrainingThroughput, zoo_kwargs  # noqa: E402
+from sb3_sql import SQL
+from sb3_sql.zoo import load_hyperparams
 
-from sb3_sql import SQL  # noqa: E402
+from common import TrainingThroughput
 
 
 def main() -> None:
@@ -27,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)
 
-    kwargs = zoo_kwargs(HYPERPARAMS, args.env)
+    kwargs = load_hyperparams(args.env)
     print(f"SQL on {args.env}, seed {args.seed}, hyperparameters {kwargs}")
     model = SQL("MlpPolicy", args.env, seed=args.seed, **kwargs)
     eval_env = gym.make(args.env)

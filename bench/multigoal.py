@@ -20,7 +20,6 @@ Writes multigoal_goal_shares.csv and multigoal_goal_shares.png in --output-dir.
 
 import argparse
 import csv
-import sys
 import time
 from pathlib import Path
 
@@ -29,11 +28,9 @@ import torch as th
 from matplotlib.figure import Figure
 from stable_baselines3 import SAC
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HYPERPARAMS, zoo_kwargs  # noqa: E402
-
-from sb3_sql import SQL  # noqa: E402
-from sb3_sql.envs.multigoal import GOALS, goal_rollouts  # noqa: E402
+from sb3_sql import SQL
+from sb3_sql.envs.multigoal import GOALS, goal_rollouts
+from sb3_sql.zoo import load_hyperparams
 
 ENV_ID = "MultiGoal-v0"
 COLUMNS = [f"goal_{tuple(goal.astype(int).tolist())}" for goal in GOALS] + ["no_goal"]
@@ -43,7 +40,7 @@ MIN_SHARE = 0.10
 
 def algorithm_kwargs(name: str, ent_coef: str) -> dict:
     """Keyword arguments of SQL (shipped entry) or SAC (the same shared settings, SAC's own targets)."""
-    sql_kwargs = zoo_kwargs(HYPERPARAMS, ENV_ID)
+    sql_kwargs = load_hyperparams(ENV_ID)
     if name == "SQL":
         return {**sql_kwargs, "ent_coef": float(ent_coef)}
     shared = ("policy_kwargs", "learning_rate", "batch_size", "learning_starts", "gamma")
@@ -108,7 +105,7 @@ def main() -> None:
         for name, (algo, kwargs) in algos.items():
             shares, seconds = goal_shares(algo, kwargs, seed, args.timesteps, args.eval_episodes)
             row = {"algo": name, "seed": seed, "ent_coef": kwargs["ent_coef"], "timesteps": args.timesteps}
-            rows.append({**row, **dict(zip(COLUMNS, shares.tolist())), "train_seconds": round(seconds, 1)})
+            rows.append({**row, **dict(zip(COLUMNS, shares.tolist(), strict=True)), "train_seconds": round(seconds, 1)})
             print(f"{seed:>4} {name:>4} " + " ".join(f"{share:>10.2f}" for share in shares) + f" {seconds:>8.0f}", flush=True)
             # Written after every run, so that an interrupted benchmark keeps what it measured.
             with open(csv_path, "w", newline="") as file:

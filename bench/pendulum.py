@@ -10,18 +10,16 @@ step per env step). One process, one torch thread.
 
 import argparse
 import statistics
-import sys
-from pathlib import Path
 
 import gymnasium as gym
 import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.evaluation import evaluate_policy
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HYPERPARAMS, TrainingThroughput, rl_zoo_kwargs, zoo_kwargs  # noqa: E402
+from sb3_sql import SQL
+from sb3_sql.zoo import load_hyperparams
 
-from sb3_sql import SQL  # noqa: E402
+from common import TrainingThroughput, rl_zoo_kwargs
 
 ENV_ID = "Pendulum-v1"
 
@@ -54,7 +52,7 @@ def throughput_at_defaults(n_repetitions: int, timesteps: int) -> None:
 
 
 def learning(seeds: list[int], timesteps: int, n_eval_episodes: int) -> None:
-    algos = {"SQL": (SQL, zoo_kwargs(HYPERPARAMS, ENV_ID)), "SAC": (SAC, rl_zoo_kwargs("sac", ENV_ID))}
+    algos = {"SQL": (SQL, load_hyperparams(ENV_ID)), "SAC": (SAC, rl_zoo_kwargs("sac", ENV_ID))}
     for name, (_, kwargs) in algos.items():
         print(f"{name} hyperparameters: {kwargs}")
     print(f"\n{ENV_ID}, {timesteps} steps, mean return over {n_eval_episodes} evaluation episodes")

@@ -33,7 +33,6 @@ from stable_baselines3 import SAC
 import sb3_sql.sql as sql_module
 from sb3_sql import SQL
 
-
 SQL_PHASES = ("soft value", "critic step", "sampler / Stein step", "kernel", "target update",
               "replay sampling", "collect_rollouts", "train() rest")
 CONFIGS = {

@@ -33,10 +33,9 @@ from pathlib import Path
 import torch as th
 from stable_baselines3 import SAC
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import TrainingThroughput  # noqa: E402
+from sb3_sql import SQL
 
-from sb3_sql import SQL  # noqa: E402
+from common import TrainingThroughput
 
 ALGOS = {"SQL": SQL, "SAC": SAC}
 # name -> (algorithm, keyword arguments beyond learning_starts and seed)

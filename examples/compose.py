@@ -14,24 +14,22 @@ Usage: python examples/compose.py [--timesteps N] [--compose-steps N] [--seed 0]
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch as th  # noqa: E402
-import yaml  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch as th
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from common import HYPERPARAMS, zoo_kwargs  # noqa: E402
-
-from sb3_sql import SQL, compose  # noqa: E402
-from sb3_sql.envs.multigoal import goal_rollouts  # noqa: E402
-from sb3_sql.envs.multigoal import draw_cost_contours  # noqa: E402
+from sb3_sql import SQL, compose
+from sb3_sql.envs.multigoal import (
+    draw_cost_contours,
+    goal_rollouts,
+)
+from sb3_sql.zoo import load_hyperparams, read_zoo_entry
 
 ENV_ID = "MultiGoal-v0"
 # Goal order of sb3_sql.envs.multigoal.GOALS: (5, 0), (-5, 0), (0, 5), (0, -5).
@@ -47,7 +45,7 @@ def train_constituent(task: str, seed: int, timesteps: int, output_dir: Path) ->
         model = SQL.load(path, env=env)
         model.load_replay_buffer(path.with_name(path.name + "_buffer.pkl"))
         return model
-    model = SQL("MlpPolicy", env, seed=seed, **zoo_kwargs(HYPERPARAMS, ENV_ID))
+    model = SQL("MlpPolicy", env, seed=seed, **load_hyperparams(ENV_ID))
     model.learn(timesteps, progress_bar=True)
     model.save(path)
     model.save_replay_buffer(path.with_name(path.name + "_buffer.pkl"))
@@ -55,8 +53,7 @@ def train_constituent(task: str, seed: int, timesteps: int, output_dir: Path) ->
 
 
 def main() -> None:
-    with open(HYPERPARAMS) as file:
-        shipped_timesteps = int(yaml.safe_load(file)[ENV_ID]["n_timesteps"])
+    shipped_timesteps = int(read_zoo_entry(ENV_ID)["n_timesteps"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timesteps", type=int, default=shipped_timesteps, help="environment steps per task")
     parser.add_argument("--compose-steps", type=int, default=2000, help="SVGD steps of the composed sampler")

@@ -14,24 +14,20 @@ Usage: python examples/finetune.py [--pretrain-steps N] [--timesteps N] [--seed 
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch as th  # noqa: E402
-import yaml  # noqa: E402
-from stable_baselines3.common.callbacks import EvalCallback  # noqa: E402
-from stable_baselines3.common.monitor import Monitor  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import torch as th
+from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.monitor import Monitor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from common import HYPERPARAMS, zoo_kwargs  # noqa: E402
-
-from sb3_sql import SQL, LogLinearSchedule  # noqa: E402
+from sb3_sql import SQL, LogLinearSchedule
+from sb3_sql.zoo import load_hyperparams, read_zoo_entry
 
 ENV_ID = "MultiGoal-v0"
 TASK_WEIGHTS = (0.0, 0.0, 1.0, 0.0)  # pays only for the goal (0, 5)
@@ -54,8 +50,7 @@ def learning_curve(
 
 
 def main() -> None:
-    with open(HYPERPARAMS) as file:
-        shipped_timesteps = int(yaml.safe_load(file)[ENV_ID]["n_timesteps"])
+    shipped_timesteps = int(read_zoo_entry(ENV_ID)["n_timesteps"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pretrain-steps", type=int, default=shipped_timesteps, help="steps on MultiGoal-v0 (all goals)")
     parser.add_argument("--timesteps", type=int, default=6000, help="steps on the (0, 5) task, for each agent")
@@ -69,7 +64,7 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)  # fastest for these small networks on a CPU
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    hyperparameters = zoo_kwargs(HYPERPARAMS, ENV_ID)
+    hyperparameters = load_hyperparams(ENV_ID)
     shipped_ent_coef = hyperparameters.pop("ent_coef")
     ent_coef = shipped_ent_coef if args.ent_coef is None else args.ent_coef
 

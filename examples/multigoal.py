@@ -10,26 +10,21 @@ Usage: python examples/multigoal.py [--timesteps N] [--seed 0] [--eval-episodes 
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch as th
-import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from common import HYPERPARAMS, zoo_kwargs  # noqa: E402
-
-from sb3_sql import SQL  # noqa: E402
-from sb3_sql.envs.multigoal import GOALS, goal_rollouts  # noqa: E402
-from sb3_sql.plots import plot_cost_contours, plot_q_contours  # noqa: E402
+from sb3_sql import SQL
+from sb3_sql.envs.multigoal import GOALS, goal_rollouts
+from sb3_sql.plots import plot_cost_contours, plot_q_contours
+from sb3_sql.zoo import load_hyperparams, read_zoo_entry
 
 ENV_ID = "MultiGoal-v0"
 
 
 def main() -> None:
-    with open(HYPERPARAMS) as file:
-        shipped_timesteps = int(yaml.safe_load(file)[ENV_ID]["n_timesteps"])
+    shipped_timesteps = int(read_zoo_entry(ENV_ID)["n_timesteps"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timesteps", type=int, default=shipped_timesteps)
     parser.add_argument("--seed", type=int, default=0)
@@ -38,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)  # fastest for these small networks on a CPU
 
-    model = SQL("MlpPolicy", ENV_ID, seed=args.seed, **zoo_kwargs(HYPERPARAMS, ENV_ID))
+    model = SQL("MlpPolicy", ENV_ID, seed=args.seed, **load_hyperparams(ENV_ID))
     model.learn(args.timesteps, progress_bar=True)
 
     goal_indices, paths = goal_rollouts(model, args.eval_episodes, seed=args.seed + 1000)

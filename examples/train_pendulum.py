@@ -5,18 +5,14 @@ Prints the mean return of 10 stochastic evaluation episodes before and after tra
 """
 
 import argparse
-import sys
-from pathlib import Path
 
 import gymnasium as gym
 import torch as th
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from common import HYPERPARAMS, zoo_kwargs  # noqa: E402
-
-from sb3_sql import SQL  # noqa: E402
+from sb3_sql import SQL
+from sb3_sql.zoo import load_hyperparams
 
 
 def main() -> None:
@@ -28,7 +24,7 @@ def main() -> None:
     th.set_num_threads(1)  # fastest for these small networks on a CPU
 
     # The shipped Pendulum-v1 hyperparameters (hyperparams/sql.yml): Polyak target updates as in SAC.
-    model = SQL("MlpPolicy", "Pendulum-v1", seed=args.seed, **zoo_kwargs(HYPERPARAMS, "Pendulum-v1"))
+    model = SQL("MlpPolicy", "Pendulum-v1", seed=args.seed, **load_hyperparams("Pendulum-v1"))
     eval_env = Monitor(gym.make("Pendulum-v1"))
     eval_env.reset(seed=args.seed + 1000)
     before, _ = evaluate_policy(model, eval_env, n_eval_episodes=10)

@@ -1,8 +1,10 @@
 """rl_zoo3 glue: ``--algo sql``, the optuna sampler of SQL's hyperparameters, and the shipped yaml.
 
-:func:`register` is called by ``sb3_sql_zoo_hook`` right after each of ``rl_zoo3.utils``,
-``rl_zoo3.hyperparams_opt`` and ``rl_zoo3.exp_manager`` has executed (see README, "rl_zoo3"),
-so that the unmodified zoo knows SQL. The sampler follows rl_zoo3's ``sample_sac_params``:
+:func:`load_hyperparams` reads one entry of ``hyperparams/sql.yml`` (or of any rl_zoo3 yaml) as
+algorithm keyword arguments, for scripts that train without the zoo. :func:`register` is called
+by ``sb3_sql_zoo_hook`` right after each of ``rl_zoo3.utils``, ``rl_zoo3.hyperparams_opt`` and
+``rl_zoo3.exp_manager`` has executed (see the documentation's rl_zoo3 guide), so that the
+unmodified zoo knows SQL. The sampler follows rl_zoo3's ``sample_sac_params``:
 it suggests raw values and :func:`convert_sql_params` turns them into SQL keyword arguments,
 which is also what the zoo applies to a stored trial (``--trial-id``).
 """
@@ -12,14 +14,18 @@ import inspect
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
+import yaml
+from stable_baselines3.common.utils import LinearSchedule
 
 from sb3_sql.sql import SQL
 
+if TYPE_CHECKING:
+    import optuna
+
 ALGO = "sql"
-# Hidden layers of the soft Q-function and of the sampler; "medium" is the reference (ALGORITHM.md section 7).
+# Hidden layers of the soft Q-function and of the sampler; "medium" is the reference code's 2 x 128.
 NET_ARCH = {"small": [64, 64], "medium": [128, 128], "big": [256, 256]}
 
 
@@ -42,7 +48,66 @@ def default_hyperparams_path() -> Path:
     )
 
 
-def sample_sql_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
+# Keys of an rl_zoo3 yaml entry that configure the zoo (environment, wrappers, budget), not the
+# algorithm: ``rl_zoo3.exp_manager.ExperimentManager`` removes them before building the model.
+ZOO_ONLY_KEYS = frozenset(
+    {
+        "n_timesteps",
+        "policy",
+        "n_envs",
+        "normalize",
+        "env_wrapper",
+        "vec_env_wrapper",
+        "frame_stack",
+        "callback",
+        "env_kwargs",
+        "monitor_kwargs",
+    }
+)
+
+
+def read_zoo_entry(env_id: str, path: str | Path | None = None) -> dict[str, Any]:
+    """One entry of an rl_zoo3 hyperparameter yaml, as written (zoo-only keys included).
+
+    :param env_id: the entry's name, a gymnasium id such as ``"Pendulum-v1"``.
+    :param path: the yaml file; the shipped ``hyperparams/sql.yml`` (:func:`default_hyperparams_path`) by default.
+    :return: the entry, e.g. ``{"n_timesteps": 20000, "policy": "MlpPolicy", "ent_coef": 0.03, ...}``.
+    :raises KeyError: if the file has no entry for ``env_id`` (the message lists the entries).
+    :raises FileNotFoundError: if ``path`` (or the shipped yaml) does not exist.
+    """
+    path = default_hyperparams_path() if path is None else Path(path)
+    with open(path) as file:
+        entries = yaml.safe_load(file)
+    if env_id not in entries:
+        raise KeyError(f"{path} has no entry for {env_id!r}; it has {', '.join(entries)}")
+    return dict(entries[env_id])
+
+
+def load_hyperparams(env_id: str, path: str | Path | None = None) -> dict[str, Any]:
+    """The algorithm keyword arguments of one rl_zoo3 yaml entry, as ``python -m rl_zoo3.train`` would pass them.
+
+    The keys in :data:`ZOO_ONLY_KEYS` are dropped, a ``policy_kwargs`` string (the zoo's
+    convention, e.g. ``"dict(net_arch=[64, 64])"``) is evaluated, and a ``"lin_<initial>"``
+    learning rate becomes a linear decay from ``<initial>`` to 0 over training, as the zoo reads it.
+    The result can be passed to ``SQL("MlpPolicy", env_id, **load_hyperparams(env_id))``; it also
+    reads the zoo's yaml of another algorithm (e.g. ``rl_zoo3/hyperparams/sac.yml``).
+
+    :param env_id: the entry's name, a gymnasium id such as ``"Pendulum-v1"``.
+    :param path: the yaml file; the shipped ``hyperparams/sql.yml`` by default.
+    :return: keyword arguments for the algorithm's constructor.
+    :raises KeyError: if the file has no entry for ``env_id``.
+    :raises FileNotFoundError: if ``path`` (or the shipped yaml) does not exist.
+    """
+    kwargs = {key: value for key, value in read_zoo_entry(env_id, path).items() if key not in ZOO_ONLY_KEYS}
+    if isinstance(kwargs.get("policy_kwargs"), str):
+        kwargs["policy_kwargs"] = eval(kwargs["policy_kwargs"])  # the zoo's own convention, e.g. "dict(net_arch=[64])"
+    if isinstance(kwargs.get("learning_rate"), str):
+        initial = float(kwargs["learning_rate"].removeprefix("lin_"))
+        kwargs["learning_rate"] = LinearSchedule(initial, 0.0, end_fraction=1.0)  # progress_remaining * initial
+    return kwargs
+
+
+def sample_sql_params(trial: "optuna.Trial", n_actions: int, n_envs: int, additional_args: dict) -> dict[str, Any]:
     """Sampler for SQL hyperparameters, with rl_zoo3's sampler signature.
 
     Searched: the temperature ``ent_coef`` (log-uniform in [1e-3, 1], in reward units), the
@@ -139,5 +204,6 @@ def register(module: ModuleType) -> None:
         manager.__init__ = _default_to_shipped_hyperparams(manager.__init__)
     else:
         raise ValueError(
-            f"sb3_sql.zoo.register() knows rl_zoo3.utils, rl_zoo3.hyperparams_opt and rl_zoo3.exp_manager, got {module.__name__}"
+            "sb3_sql.zoo.register() knows rl_zoo3.utils, rl_zoo3.hyperparams_opt and rl_zoo3.exp_manager, "
+            f"got {module.__name__}"
         )

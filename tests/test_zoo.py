@@ -18,7 +18,16 @@ from rl_zoo3.plots.plot_train import plot_train
 from stable_baselines3.common.monitor import load_results
 
 from sb3_sql import SQL
-from sb3_sql.zoo import NET_ARCH, convert_sql_params, default_hyperparams_path, register, sample_sql_params
+from sb3_sql.zoo import (
+    NET_ARCH,
+    ZOO_ONLY_KEYS,
+    convert_sql_params,
+    default_hyperparams_path,
+    load_hyperparams,
+    read_zoo_entry,
+    register,
+    sample_sql_params,
+)
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 SHIPPED_ENVS = [
@@ -36,7 +45,7 @@ SHIPPED_ENVS = [
     "CartPole-v1",
     "LunarLander-v3",
 ]
-# Reference reward scales (ALGORITHM.md section 7): ent_coef = 1 / reward_scale.
+# Reward scales of the reference code (docs/method.md, "Reference hyperparameters"): ent_coef = 1 / reward_scale.
 REFERENCE_REWARD_SCALES = {
     "HalfCheetah-v5": 30,
     "Hopper-v5": 30,
@@ -45,7 +54,6 @@ REFERENCE_REWARD_SCALES = {
     "Ant-v5": 300,
     "Humanoid-v5": 100,
 }
-ZOO_ONLY_KEYS = {"n_timesteps", "policy"}
 # Small budgets: one or two Pendulum episodes, a few hundred gradient steps.
 OPTIMIZE_ARGS = "-n 300 -params learning_starts:250 --n-evaluations 1 --eval-episodes 1"
 
@@ -85,6 +93,23 @@ def test_shipped_hyperparams_cover_the_benchmark_envs_with_valid_sql_arguments()
         assert entry["ent_coef"] == "auto" or entry["ent_coef"] > 0, env_id
     for env_id, reward_scale in REFERENCE_REWARD_SCALES.items():
         assert hyperparams[env_id]["ent_coef"] == pytest.approx(1 / reward_scale, rel=1e-5), env_id
+
+
+def test_load_hyperparams_gives_sql_arguments_as_the_zoo_would(tmp_path):
+    kwargs = load_hyperparams("Pendulum-v1")
+    assert not set(kwargs) & ZOO_ONLY_KEYS
+    assert kwargs["ent_coef"] == read_zoo_entry("Pendulum-v1")["ent_coef"]
+    SQL("MlpPolicy", "Pendulum-v1", **kwargs)
+    (tmp_path / "other.yml").write_text(
+        "Pendulum-v1:\n  n_timesteps: 100\n  policy: MlpPolicy\n  n_envs: 2\n"
+        "  learning_rate: lin_1e-3\n  policy_kwargs: dict(net_arch=[8])\n"
+    )
+    kwargs = load_hyperparams("Pendulum-v1", tmp_path / "other.yml")
+    assert set(kwargs) == {"learning_rate", "policy_kwargs"}
+    assert kwargs["policy_kwargs"] == {"net_arch": [8]}
+    assert kwargs["learning_rate"](1.0) == pytest.approx(1e-3) and kwargs["learning_rate"](0.25) == pytest.approx(2.5e-4)
+    with pytest.raises(KeyError, match="has no entry for 'CartPole-v0'"):
+        read_zoo_entry("CartPole-v0", tmp_path / "other.yml")
 
 
 def test_default_hyperparams_are_the_repository_file_in_a_source_checkout():
