@@ -5,15 +5,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from gymnasium import spaces
 from gymnasium.wrappers import TransformObservation, TransformReward
 from stable_baselines3 import SAC
 from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan
 
-from gymnasium import spaces
-
 from sb3_sql import SQL
 
-from test_sql import parameters, same, small_model
+from test_sql import parameters, same
 
 
 class TwoActionPendulum(gym.Env):
@@ -41,11 +40,6 @@ def replaced_after(n_steps, value):
     return transform
 
 
-def small_model_on(env, **kwargs):
-    kwargs = {"learning_starts": 100, "batch_size": 32, "seed": 0, "policy_kwargs": {"net_arch": [32, 32]}, **kwargs}
-    return SQL("MlpPolicy", env, **kwargs)
-
-
 def collect_then_fail(model, expected_message):
     """Fill the buffer, then one gradient step must raise before any optimizer step."""
     model.learn(model.learning_starts)
@@ -63,8 +57,8 @@ def collect_then_fail(model, expected_message):
         ({}, pendulum_with_reward(lambda reward: 1e30 * reward)),
     ],
 )
-def test_non_finite_critic_loss_stops_before_any_update_and_the_model_saves(tmp_path, kwargs, env):
-    model = small_model_on(env, **kwargs)
+def test_non_finite_critic_loss_stops_before_any_update_and_the_model_saves(tiny_model, tmp_path, kwargs, env):
+    model = tiny_model(env, **kwargs)
     before = collect_then_fail(model, r"before the critic optimizer step: the critic loss is inf.*temperature ent_coef")
     assert same(before, parameters(model.policy))
     model.save(tmp_path / "last_good")
@@ -75,8 +69,8 @@ def test_non_finite_critic_loss_stops_before_any_update_and_the_model_saves(tmp_
 
 
 @pytest.mark.parametrize("network", ["critic", "actor"])
-def test_non_finite_gradients_with_a_finite_loss_are_refused(network):
-    model = small_model_on("Pendulum-v1")
+def test_non_finite_gradients_with_a_finite_loss_are_refused(tiny_model, network):
+    model = tiny_model("Pendulum-v1")
     model.learn(100)
     module = getattr(model, network)
     before = parameters(module)
@@ -87,21 +81,21 @@ def test_non_finite_gradients_with_a_finite_loss_are_refused(network):
     assert same(before, parameters(module))
 
 
-def test_nan_reward_is_named_in_the_error():
-    model = small_model_on(pendulum_with_reward(replaced_after(100, float("nan"))), learning_starts=160)
+def test_nan_reward_is_named_in_the_error(tiny_model):
+    model = tiny_model(pendulum_with_reward(replaced_after(100, float("nan"))), learning_starts=160)
     before = collect_then_fail(model, "critic loss is nan.*sampled rewards contain NaN or Inf.*VecCheckNan")
     assert same(before, parameters(model.policy))
 
 
-def test_nan_observation_is_named_in_the_error():
+def test_nan_observation_is_named_in_the_error(tiny_model):
     env = TransformObservation(gym.make("Pendulum-v1"), lambda obs: obs * np.nan, gym.make("Pendulum-v1").observation_space)
-    model = small_model_on(env)
+    model = tiny_model(env)
     collect_then_fail(model, "critic loss is nan.*sampled observations contain NaN or Inf.*VecCheckNan")
 
 
-def test_vec_check_nan_stops_at_the_faulty_step():
+def test_vec_check_nan_stops_at_the_faulty_step(tiny_model):
     env = VecCheckNan(DummyVecEnv([lambda: pendulum_with_reward(replaced_after(150, float("inf")))]), raise_exception=True)
-    model = small_model_on(env)
+    model = tiny_model(env)
     with pytest.raises(ValueError, match="found inf in rewards"):
         model.learn(300)
     assert model.num_timesteps == 150  # the 151st step raised before it was counted or stored
@@ -113,8 +107,10 @@ def digest(path):
 
 
 @pytest.fixture
-def saved_model(tmp_path):
-    model = small_model()
+def saved_model(tiny_model, tmp_path):
+    # Larger networks than the tiny default: the first half of the archive then holds all of
+    # policy.pth (a zip file itself), so the "truncated" file still opens as a zip with members missing.
+    model = tiny_model(policy_kwargs={"net_arch": [32, 32]})
     model.save(tmp_path / "sql.zip")
     return model, tmp_path / "sql.zip"
 
@@ -163,7 +159,7 @@ def test_bad_files_are_refused_and_left_unchanged(saved_model, make_file, messag
 
 def test_missing_file_is_named_and_zip_is_appended_as_in_sb3(saved_model):
     model, path = saved_model
-    with pytest.raises(FileNotFoundError, match="No model file at .*missing.zip"):
+    with pytest.raises(FileNotFoundError, match=r"No model file at .*missing\.zip"):
         SQL.load(path.with_name("missing"))
     (path.parent / "sql.v1.zip").write_bytes(path.read_bytes())
     loaded = SQL.load(path.parent / "sql.v1")  # SB3 appends .zip to a path that does not exist
@@ -173,7 +169,8 @@ def test_missing_file_is_named_and_zip_is_appended_as_in_sb3(saved_model):
 def test_sac_archive_is_refused_and_left_unchanged(tmp_path):
     SAC("MlpPolicy", "Pendulum-v1", learning_starts=0).save(tmp_path / "sac.zip")
     before = digest(tmp_path / "sac.zip")
-    with pytest.raises(ValueError, match="SACPolicy.* does not fit the action space .*subclass of SVGDPolicy.*saved by another algorithm"):
+    message = r"SACPolicy.* does not fit the action space .*subclass of SVGDPolicy.*saved by another algorithm"
+    with pytest.raises(ValueError, match=message):
         SQL.load(tmp_path / "sac.zip")
     assert digest(tmp_path / "sac.zip") == before
     SAC.load(tmp_path / "sac.zip")  # still a good SAC model

@@ -5,20 +5,18 @@ import torch as th
 
 from sb3_sql import SQL, ComposedPolicy, compose
 
-KWARGS = {"learning_starts": 50, "batch_size": 16, "kernel_n_particles": 4, "value_n_particles": 4}
-
-
-def multigoal_model(goal_weights, seed, policy_kwargs):
-    env = gym.make("MultiGoal-v0", goal_weights=goal_weights)
-    return SQL("MlpPolicy", env, seed=seed, policy_kwargs=policy_kwargs, **KWARGS).learn(100)
+# Few particles: compose() runs the SVGD update, whose cost grows with their number.
+PARTICLES = {"kernel_n_particles": 4, "value_n_particles": 4}
 
 
 @pytest.fixture(scope="module")
-def constituents():
+def constituents(tiny_model):
     # Different critic architectures (and twin critics): the composed critic rebuilds each.
+    up = gym.make("MultiGoal-v0", goal_weights=(1, 0, 1, 0))
+    down = gym.make("MultiGoal-v0", goal_weights=(1, 0, 0, 1))
     return (
-        multigoal_model((1, 0, 1, 0), seed=0, policy_kwargs={"net_arch": [16, 16]}),
-        multigoal_model((1, 0, 0, 1), seed=1, policy_kwargs={"net_arch": [8], "n_critics": 2}),
+        tiny_model(up, seed=0, policy_kwargs={"net_arch": [16, 16]}, **PARTICLES).learn(100),
+        tiny_model(down, seed=1, policy_kwargs={"net_arch": [8], "n_critics": 2}, **PARTICLES).learn(100),
     )
 
 
@@ -90,9 +88,9 @@ def test_compose_on_given_observations(constituents, tmp_path):
         compose(loaded, observations=np.zeros((10, 3)), gradient_steps=1)
 
 
-def test_mismatched_models_are_refused(constituents):
-    pendulum = SQL("MlpPolicy", "Pendulum-v1", **KWARGS)
-    with pytest.raises(ValueError, match="compose\\(\\) needs models of the same spaces: .* model 1 has"):
+def test_mismatched_models_are_refused(constituents, tiny_model):
+    pendulum = tiny_model("Pendulum-v1", **PARTICLES)
+    with pytest.raises(ValueError, match=r"compose\(\) needs models of the same spaces: .* model 1 has"):
         compose([constituents[0], pendulum])
     with pytest.raises(ValueError, match="at least one SQL model"):
         compose([])

@@ -2,13 +2,12 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from sb3_sql import SQL
 from sb3_sql.plots import plot_cost_contours, plot_q_contours
 
 
 @pytest.fixture(scope="module")
-def model():
-    return SQL("MlpPolicy", "MultiGoal-v0", seed=0)
+def model(tiny_model):
+    return tiny_model("MultiGoal-v0")
 
 
 def test_q_contours_one_panel_per_state(model, tmp_path):
@@ -21,12 +20,12 @@ def test_q_contours_one_panel_per_state(model, tmp_path):
     assert image.shape[0] > 100 and image.std() > 0
 
 
-def test_q_contours_bad_input(model):
+def test_q_contours_bad_input(model, tiny_model):
     with pytest.raises(ValueError, match="states must have shape"):
         plot_q_contours(model, states=[(0.0, 0.0, 0.0)])
     with pytest.raises(ValueError, match="n_grid"):
         plot_q_contours(model, n_grid=1)
-    pendulum = SQL("MlpPolicy", "Pendulum-v1")
+    pendulum = tiny_model("Pendulum-v1")
     with pytest.raises(ValueError, match="2-D action"):
         plot_q_contours(pendulum, states=[(1.0, 0.0, 0.0)])
 
@@ -35,7 +34,7 @@ def test_cost_contours(tmp_path):
     paths = [np.array([[0.0, 0.0], [1.0, 0.0], [2.0, 0.5]]), np.array([[0.0, 0.0], [0.0, -1.0]])]
     figure = plot_cost_contours(paths, filename=tmp_path / "cost.png")
     drawn = [line.get_xydata() for line in figure.axes[0].lines[:2]]
-    for line, path in zip(drawn, paths):
+    for line, path in zip(drawn, paths, strict=True):
         np.testing.assert_array_equal(line, path)
     assert imread(tmp_path / "cost.png").std() > 0
     with pytest.raises(ValueError, match=r"\[steps, 2\]"):

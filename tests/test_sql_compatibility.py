@@ -35,7 +35,6 @@ POLICY_CLASSES = {
     ("discrete", "MultiInputPolicy"): MultiInputSoftQPolicy,
 }
 MLP_ENV_IDS = {"continuous": "Pendulum-v1", "discrete": "CartPole-v1"}
-TINY = {"learning_starts": 50, "batch_size": 16, "buffer_size": 1000, "seed": 0}
 
 
 def make_env(kind: str, alias: str) -> gym.Env:
@@ -54,11 +53,6 @@ def tiny_policy_kwargs(alias: str) -> dict:
     return {"net_arch": [16], "features_extractor_kwargs": {output_dim: 16}}
 
 
-def tiny_model(kind: str, env=None, **kwargs) -> SQL:
-    kwargs = {**TINY, "policy_kwargs": {"net_arch": [16]}, **kwargs}
-    return SQL("MlpPolicy", env or MLP_ENV_IDS[kind], **kwargs)
-
-
 def observations(model: SQL, n: int):
     samples = [model.observation_space.sample() for _ in range(n)]
     if isinstance(model.observation_space, spaces.Dict):
@@ -69,10 +63,10 @@ def observations(model: SQL, n: int):
 @pytest.mark.parametrize("vec_env_cls", [DummyVecEnv, SubprocVecEnv])
 @pytest.mark.parametrize("alias", ["MlpPolicy", "CnnPolicy", "MultiInputPolicy"])
 @pytest.mark.parametrize("kind", ["continuous", "discrete"])
-def test_policy_alias_x_action_kind_x_vec_env(tmp_path, kind, alias, vec_env_cls):
+def test_policy_alias_x_action_kind_x_vec_env(tiny_model, tmp_path, kind, alias, vec_env_cls):
     vec_env_kwargs = {"start_method": "fork"} if vec_env_cls is SubprocVecEnv else None
     env = make_vec_env(partial(make_env, kind, alias), n_envs=2, vec_env_cls=vec_env_cls, vec_env_kwargs=vec_env_kwargs)
-    model = SQL(alias, env, policy_kwargs=tiny_policy_kwargs(alias), **TINY)
+    model = tiny_model(env, alias, policy_kwargs=tiny_policy_kwargs(alias))
     assert type(model.policy) is POLICY_CLASSES[kind, alias]
     model.learn(100)
     assert model.num_timesteps == 100 and model._n_updates == 25  # 2 envs: one update per 2 steps after 50
@@ -91,8 +85,8 @@ def test_policy_alias_x_action_kind_x_vec_env(tmp_path, kind, alias, vec_env_cls
 
 
 @pytest.mark.parametrize("kind", ["continuous", "discrete"])
-def test_features_extractor_and_target(kind):
-    model = SQL("CnnPolicy", make_env(kind, "CnnPolicy"), policy_kwargs=tiny_policy_kwargs("CnnPolicy"), **TINY)
+def test_features_extractor_and_target(tiny_model, kind):
+    model = tiny_model(make_env(kind, "CnnPolicy"), "CnnPolicy", policy_kwargs=tiny_policy_kwargs("CnnPolicy"))
     # The target never shares the critic's features extractor (as in SAC).
     assert model.critic_target.features_extractor is not model.critic.features_extractor
     for critic, target in zip(model.critic.parameters(), model.critic_target.parameters(), strict=True):
@@ -100,7 +94,7 @@ def test_features_extractor_and_target(kind):
     if kind == "continuous":
         assert model.actor.features_extractor is not model.critic.features_extractor
         policy_kwargs = {**tiny_policy_kwargs("CnnPolicy"), "share_features_extractor": True}
-        shared = SQL("CnnPolicy", make_env(kind, "CnnPolicy"), policy_kwargs=policy_kwargs, **TINY)
+        shared = tiny_model(make_env(kind, "CnnPolicy"), "CnnPolicy", policy_kwargs=policy_kwargs)
         assert shared.actor.features_extractor is shared.critic.features_extractor
         # The shared extractor is trained by the sampler loss only, as in SAC.
         critic_optimized = {id(p) for group in shared.critic.optimizer.param_groups for p in group["params"]}
@@ -108,15 +102,13 @@ def test_features_extractor_and_target(kind):
 
 
 @pytest.mark.parametrize("continuous", [True, False])
-def test_her_on_bit_flipping(tmp_path, continuous):
+def test_her_on_bit_flipping(tiny_model, tmp_path, continuous):
     env = BitFlippingEnv(n_bits=4, continuous=continuous, max_steps=4)
-    model = SQL(
-        "MultiInputPolicy",
+    model = tiny_model(
         env,
+        "MultiInputPolicy",
         replay_buffer_class=HerReplayBuffer,
         replay_buffer_kwargs={"n_sampled_goal": 2, "goal_selection_strategy": "future"},
-        policy_kwargs={"net_arch": [16]},
-        **TINY,
     )
     model.learn(100)
     assert isinstance(model.replay_buffer, HerReplayBuffer) and model._n_updates == 50
@@ -132,11 +124,11 @@ def test_her_on_bit_flipping(tmp_path, continuous):
     assert isinstance(model.replay_buffer, HerReplayBuffer) and model.replay_buffer.size() == size
 
 
-def test_her_on_a_goal_conditioned_mujoco_task():
+def test_her_on_a_goal_conditioned_mujoco_task(tiny_model):
     gymnasium_robotics = pytest.importorskip("gymnasium_robotics")
     gym.register_envs(gymnasium_robotics)
     env = gym.make("PointMaze_UMaze-v3", max_episode_steps=20)
-    model = SQL("MultiInputPolicy", env, replay_buffer_class=HerReplayBuffer, policy_kwargs={"net_arch": [16]}, **TINY)
+    model = tiny_model(env, "MultiInputPolicy", replay_buffer_class=HerReplayBuffer)
     model.learn(100)
     assert isinstance(model.replay_buffer, HerReplayBuffer) and model._n_updates == 50
     batch = model.replay_buffer.sample(200)
@@ -146,9 +138,9 @@ def test_her_on_a_goal_conditioned_mujoco_task():
 
 
 @pytest.mark.parametrize("kind", ["continuous", "discrete"])
-def test_vec_normalize(kind):
+def test_vec_normalize(tiny_model, kind):
     env = VecNormalize(make_vec_env(MLP_ENV_IDS[kind], n_envs=2))
-    model = tiny_model(kind, env)
+    model = tiny_model(env)
     sample = model.replay_buffer.sample
     calls = []
     model.replay_buffer.sample = lambda *args, **kwargs: calls.append(kwargs.get("env")) or sample(*args, **kwargs)
@@ -158,22 +150,22 @@ def test_vec_normalize(kind):
 
 
 @pytest.mark.parametrize("kind", ["continuous", "discrete"])
-def test_train_freq_in_episodes(kind):
-    model = tiny_model(kind, learning_starts=0, train_freq=(1, "episode"), gradient_steps=1)
+def test_train_freq_in_episodes(tiny_model, kind):
+    model = tiny_model(MLP_ENV_IDS[kind], learning_starts=0, train_freq=(1, "episode"), gradient_steps=1)
     model.learn(400)
     assert 2 <= model._n_updates == len(model.ep_info_buffer) < model.num_timesteps / 5
 
 
 @pytest.mark.parametrize("kind", ["continuous", "discrete"])
-def test_gradient_steps_as_many_as_env_steps(kind):
-    model = tiny_model(kind, learning_starts=52, train_freq=4, gradient_steps=-1)
+def test_gradient_steps_as_many_as_env_steps(tiny_model, kind):
+    model = tiny_model(MLP_ENV_IDS[kind], learning_starts=52, train_freq=4, gradient_steps=-1)
     model.learn(200)
     assert model._n_updates == 200 - 52
 
 
 @pytest.mark.parametrize("kind", ["continuous", "discrete"])
-def test_n_step_returns(kind):
-    model = tiny_model(kind, n_steps=3)
+def test_n_step_returns(tiny_model, kind):
+    model = tiny_model(MLP_ENV_IDS[kind], n_steps=3)
     model.learn(100)
     assert isinstance(model.replay_buffer, NStepReplayBuffer) and model._n_updates == 50
     discounts = model.replay_buffer.sample(64).discounts
@@ -181,8 +173,9 @@ def test_n_step_returns(kind):
 
 
 @pytest.mark.parametrize("kind", ["continuous", "discrete"])
-def test_optimize_memory_usage(kind):
-    model = tiny_model(kind, optimize_memory_usage=True, replay_buffer_kwargs={"handle_timeout_termination": False})
+def test_optimize_memory_usage(tiny_model, kind):
+    replay_buffer_kwargs = {"handle_timeout_termination": False}
+    model = tiny_model(MLP_ENV_IDS[kind], optimize_memory_usage=True, replay_buffer_kwargs=replay_buffer_kwargs)
     model.learn(100)
     assert model.replay_buffer.optimize_memory_usage and not hasattr(model.replay_buffer, "next_observations")
     assert model._n_updates == 50
@@ -198,19 +191,19 @@ class CountingNoise(ActionNoise):
         return np.full(1, 0.1)
 
 
-def test_action_noise_is_added_to_continuous_actions():
+def test_action_noise_is_added_to_continuous_actions(tiny_model):
     noise = CountingNoise()
-    model = tiny_model("continuous", action_noise=noise)
+    model = tiny_model(MLP_ENV_IDS["continuous"], action_noise=noise)
     model.learn(100)
     assert noise.calls == 100
 
 
 @pytest.mark.parametrize("kind, ent_coef", [("continuous", 0.1), ("discrete", "auto")])
-def test_learning_rate_schedule(kind, ent_coef):
+def test_learning_rate_schedule(tiny_model, kind, ent_coef):
     def schedule(progress_remaining):
         return 1e-3 * progress_remaining
 
-    model = tiny_model(kind, learning_rate=schedule, ent_coef=ent_coef)
+    model = tiny_model(MLP_ENV_IDS[kind], learning_rate=schedule, ent_coef=ent_coef)
     model.learn(100)
     optimizers = [model.critic.optimizer, model.actor.optimizer if kind == "continuous" else model.ent_coef_optimizer]
     expected = schedule(model._current_progress_remaining)
@@ -220,8 +213,8 @@ def test_learning_rate_schedule(kind, ent_coef):
 
 
 @pytest.mark.parametrize("kind", ["continuous", "discrete"])
-def test_set_env(kind):
-    model = tiny_model(kind)
+def test_set_env(tiny_model, kind):
+    model = tiny_model(MLP_ENV_IDS[kind])
     model.learn(60)
     new_env = make_vec_env(MLP_ENV_IDS[kind], n_envs=1)
     model.set_env(new_env)
@@ -233,8 +226,8 @@ def test_set_env(kind):
 
 
 @pytest.mark.parametrize("kind", ["continuous", "discrete"])
-def test_get_and_set_parameters(kind):
-    model, other = tiny_model(kind), tiny_model(kind, seed=1)
+def test_get_and_set_parameters(tiny_model, kind):
+    model, other = tiny_model(MLP_ENV_IDS[kind]), tiny_model(MLP_ENV_IDS[kind], seed=1)
     model.learn(60)
     parameters = model.get_parameters()
     assert {"policy", "critic.optimizer"} <= set(parameters)
@@ -244,12 +237,12 @@ def test_get_and_set_parameters(kind):
     np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], other.predict(obs, deterministic=True)[0])
 
 
-def test_evaluate_policy():
-    discrete = tiny_model("discrete")
+def test_evaluate_policy(tiny_model):
+    discrete = tiny_model(MLP_ENV_IDS["discrete"])
     rewards, lengths = evaluate_policy(discrete, gym.make("CartPole-v1"), n_eval_episodes=3, return_episode_rewards=True)
     assert len(rewards) == len(lengths) == 3
     np.testing.assert_array_equal(rewards, lengths)  # CartPole: reward 1 per step
-    continuous = tiny_model("continuous")
+    continuous = tiny_model(MLP_ENV_IDS["continuous"])
     vec_env = make_vec_env("Pendulum-v1", n_envs=2)
     rewards, lengths = evaluate_policy(continuous, vec_env, n_eval_episodes=2, return_episode_rewards=True)
     assert lengths == [200, 200] and all(reward < 0 for reward in rewards)
@@ -278,10 +271,10 @@ class SubclassedSpacesEnv(gym.Env):
 
 
 @pytest.mark.parametrize("discrete", [False, True])
-def test_subclassed_spaces(discrete):
+def test_subclassed_spaces(tiny_model, discrete):
     env = SubclassedSpacesEnv(discrete)
     check_env(env)
-    model = tiny_model("discrete" if discrete else "continuous", env)
+    model = tiny_model(env)
     assert isinstance(model.policy, SoftQPolicy if discrete else SVGDPolicy)
     model.learn(100)
     assert model._n_updates == 50

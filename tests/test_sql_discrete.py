@@ -11,11 +11,6 @@ from sb3_sql import SQL, LogLinearSchedule, SoftQPolicy, SVGDPolicy
 from sb3_sql.soft_value import exact_soft_value, soft_double_q_value
 
 
-def small_model(**kwargs):
-    kwargs = {"learning_starts": 100, "batch_size": 32, "seed": 0, "policy_kwargs": {"net_arch": [32, 32]}, **kwargs}
-    return SQL("MlpPolicy", "CartPole-v1", **kwargs)
-
-
 def fixed_batch(model, batch_size=32):
     """Sample one minibatch and make the buffer return it from now on."""
     batch = model.replay_buffer.sample(batch_size)
@@ -40,10 +35,10 @@ def test_policy_class_for_the_other_action_space_is_refused(policy, env):
 @pytest.mark.parametrize(
     "soft_double_q, n_steps, critic_loss", [(False, 1, "mse"), (True, 1, "mse"), (False, 3, "mse"), (False, 1, "huber")]
 )
-def test_critic_loss_uses_the_exact_soft_value(tmp_path, soft_double_q, n_steps, critic_loss):
+def test_critic_loss_uses_the_exact_soft_value(tiny_model, tmp_path, soft_double_q, n_steps, critic_loss):
     kwargs = {"ent_coef": 0.5, "soft_double_q": soft_double_q, "n_steps": n_steps, "policy_kwargs": {"n_critics": 2}}
     kwargs["critic_loss"] = critic_loss
-    model = small_model(learning_starts=200, **kwargs)
+    model = tiny_model("CartPole-v1", learning_starts=200, **kwargs)
     model.learn(200)
     model.set_logger(configure(str(tmp_path), ["csv"]))
     batch = fixed_batch(model)
@@ -67,8 +62,8 @@ def test_critic_loss_uses_the_exact_soft_value(tmp_path, soft_double_q, n_steps,
     assert model.logger.name_to_value["train/critic_loss"] == pytest.approx(expected_loss.item(), rel=1e-5)
 
 
-def test_short_cartpole_run_logs_finite_values(tmp_path):
-    model = small_model(ent_coef="auto")
+def test_short_cartpole_run_logs_finite_values(tiny_model, tmp_path):
+    model = tiny_model("CartPole-v1", ent_coef="auto")
     model.set_logger(configure(str(tmp_path), ["csv"]))
     critic_before = [p.detach().clone() for p in model.critic.parameters()]
     model.learn(400, log_interval=1)
@@ -80,19 +75,28 @@ def test_short_cartpole_run_logs_finite_values(tmp_path):
 
 
 @pytest.mark.parametrize("target_entropy, rises", [(0.99 * np.log(2), True), (0.01, False)])
-def test_automatic_temperature_moves_towards_the_target_entropy(target_entropy, rises):
-    model = small_model(ent_coef="auto_0.5", target_entropy=target_entropy, learning_rate=1e-2)
+def test_automatic_temperature_moves_towards_the_target_entropy(tiny_model, target_entropy, rises):
+    # Minibatches of 32 and 2 x 32 units: the entropy's trend shows within 200 updates.
+    model = tiny_model(
+        "CartPole-v1",
+        ent_coef="auto_0.5",
+        target_entropy=target_entropy,
+        learning_rate=1e-2,
+        learning_starts=100,
+        batch_size=32,
+        policy_kwargs={"net_arch": [32, 32]},
+    )
     assert model.policy.ent_coef == pytest.approx(0.5)
     model.learn(300)
     assert (model.policy.ent_coef > 0.5) == rises
 
 
-def test_default_target_entropy_is_half_the_uniform_entropy():
-    assert small_model(ent_coef="auto").target_entropy == pytest.approx(0.5 * np.log(2))
+def test_default_target_entropy_is_half_the_uniform_entropy(tiny_model):
+    assert tiny_model("CartPole-v1", ent_coef="auto").target_entropy == pytest.approx(0.5 * np.log(2))
 
 
-def test_predict_samples_the_boltzmann_policy():
-    model = small_model(ent_coef=0.5)
+def test_predict_samples_the_boltzmann_policy(tiny_model):
+    model = tiny_model("CartPole-v1", ent_coef=0.5)
     # Make Q(s, .) = (0, alpha * log 3): softmax(Q / alpha) = (1/4, 3/4) everywhere.
     last_layer = model.critic.q_networks[0][-1]
     with th.no_grad():
@@ -105,8 +109,8 @@ def test_predict_samples_the_boltzmann_policy():
     np.testing.assert_array_equal(model.predict(obs[:10], deterministic=True)[0], np.ones(10))
 
 
-def test_save_load_keeps_the_learnt_temperature(tmp_path):
-    model = small_model(ent_coef="auto")
+def test_save_load_keeps_the_learnt_temperature(tiny_model, tmp_path):
+    model = tiny_model("CartPole-v1", ent_coef="auto")
     model.learn(300)
     assert model.policy.ent_coef != pytest.approx(1.0)
     model.save(tmp_path / "sql")
@@ -139,11 +143,9 @@ def test_invalid_discrete_hyperparameters_are_refused(kwargs, message):
         SQL("MlpPolicy", "CartPole-v1", **kwargs)
 
 
-def test_temperature_schedule_drives_the_boltzmann_policy():
+def test_temperature_schedule_drives_the_boltzmann_policy(tiny_model):
     schedule = LogLinearSchedule(1.0, 0.01)
-    model = SQL(
-        "MlpPolicy", "CartPole-v1", ent_coef=schedule, learning_starts=50, batch_size=16, policy_kwargs={"net_arch": [16]}, seed=0
-    )
+    model = tiny_model("CartPole-v1", ent_coef=schedule)
     assert model.policy.log_ent_coef.exp().item() == pytest.approx(1.0)  # the schedule's start
     model.learn(300)
     # The policy acts at the temperature of the last update, 1.0 annealed towards 0.01.
@@ -154,10 +156,8 @@ def test_temperature_schedule_drives_the_boltzmann_policy():
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
-def test_max_grad_norm_clips_every_network_step(env_id):
-    model = SQL(
-        "MlpPolicy", env_id, learning_starts=100, batch_size=32, seed=0, policy_kwargs={"net_arch": [32, 32]}, max_grad_norm=1e-3
-    )
+def test_max_grad_norm_clips_every_network_step(tiny_model, env_id):
+    model = tiny_model(env_id, max_grad_norm=1e-3)
     model.learn(100)
     optimizers = [model.critic.optimizer] + ([] if model.discrete_actions else [model.actor.optimizer])
     norms = {id(optimizer): [] for optimizer in optimizers}
@@ -169,13 +169,13 @@ def test_max_grad_norm_clips_every_network_step(env_id):
             return step()
 
         optimizer.step = record
-    model.train(gradient_steps=3, batch_size=32)
+    model.train(gradient_steps=3, batch_size=model.batch_size)
     for optimizer in optimizers:
         assert len(norms[id(optimizer)]) == 3
         assert max(norms[id(optimizer)]) <= 1e-3 * (1 + 1e-4)
-    unclipped = SQL("MlpPolicy", env_id, learning_starts=100, batch_size=32, seed=0, policy_kwargs={"net_arch": [32, 32]})
+    unclipped = tiny_model(env_id)
     unclipped.learn(100)
     unclipped.critic.optimizer.zero_grad()
-    unclipped.train(gradient_steps=1, batch_size=32)
+    unclipped.train(gradient_steps=1, batch_size=unclipped.batch_size)
     grad_norm = th.linalg.vector_norm(th.stack([p.grad.norm() for p in unclipped.critic.parameters() if p.grad is not None]))
     assert grad_norm > 1e-3  # without the option the same step's gradient is larger
