@@ -44,7 +44,7 @@ class RegisteringLoader:
             from sb3_sql.zoo import register
 
             register(module)
-        except Exception as error:  # noqa: BLE001 (a broken plugin must not break the zoo)
+        except Exception as error:
             warnings.warn(
                 f"sb3_sql could not register SQL with {module.__name__} ({error!r}); "
                 "`--algo sql` may be unavailable. Reinstall sb3-sql next to a supported rl-zoo3 (>=2.9,<3).",

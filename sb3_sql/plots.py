@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch as th
 from matplotlib.figure import Figure
+from stable_baselines3.common.policies import ContinuousCritic
 
 from sb3_sql.envs.multigoal import draw_cost_contours
+from sb3_sql.policies import SVGDPolicy
 from sb3_sql.sql import SQL
 
 # The states of the paper's Figure 1 (and of the reference code's plotter).
@@ -63,17 +65,22 @@ def plot_q_contours(
     :param n_samples: sampler draws per state.
     :param filename: if given, the figure is saved there (e.g. a PNG).
     :return: the figure.
-    :raises ValueError: if the action space is not two-dimensional, the states do not match the
-        observation space's shape, or ``n_grid < 2`` or ``n_samples < 1``.
+    :raises ValueError: if the model has discrete actions (no sampler), the action space is not
+        two-dimensional, the states do not match the observation space's shape, or ``n_grid < 2``
+        or ``n_samples < 1``.
     """
+    policy, critic = model.policy, model.critic
+    if not isinstance(policy, SVGDPolicy) or not isinstance(critic, ContinuousCritic):
+        raise ValueError("plot_q_contours draws the sampler of a continuous-action model; this model has discrete actions")
     if model.actor.action_dim != 2:
         raise ValueError(
             f"plot_q_contours draws 2-D action grids; the model's action space has {model.actor.action_dim} dimensions"
         )
     observations = np.asarray(states, dtype=np.float32)
-    if observations.ndim != 2 or observations.shape[1:] != model.observation_space.shape:
+    observation_shape = model.observation_space.shape or ()
+    if observations.ndim != 2 or observations.shape[1:] != observation_shape:
         raise ValueError(
-            f"states must have shape [n_states, {', '.join(map(str, model.observation_space.shape))}] "
+            f"states must have shape [n_states, {', '.join(map(str, observation_shape))}] "
             f"(the observation space's shape), got {observations.shape}"
         )
     if n_grid < 2 or n_samples < 1:
@@ -83,8 +90,8 @@ def plot_q_contours(
     grid_x, grid_y = np.meshgrid(axis_actions, axis_actions)
     grid_actions = th.as_tensor(np.stack([grid_x.ravel(), grid_y.ravel()], axis=-1), dtype=th.float32, device=model.device)
     with th.no_grad():
-        obs_tensor, _ = model.policy.obs_to_tensor(observations)
-        q_values = model.policy.particle_q_values(model.critic, obs_tensor, grid_actions).cpu().numpy()  # [n_states, n_grid^2]
+        obs_tensor, _ = policy.obs_to_tensor(observations)
+        q_values = policy.particle_q_values(critic, obs_tensor, grid_actions).cpu().numpy()  # [n_states, n_grid^2]
         samples = th.tanh(model.actor.pre_tanh_particles(obs_tensor, n_samples)).cpu().numpy()  # [n_states, n_samples, 2]
 
     figure = Figure(figsize=(4 * len(observations), 4.4), dpi=100, layout="constrained")

@@ -63,7 +63,8 @@ class SamplerNetwork(BasePolicy):
         self.features_dim = features_dim
         self.activation_fn = activation_fn
         self.action_dim = get_action_dim(self.action_space)
-        self.pre_tanh_net = nn.Sequential(*create_mlp(features_dim + self.action_dim, self.action_dim, net_arch, activation_fn))
+        layers = create_mlp(features_dim + self.action_dim, self.action_dim, net_arch, activation_fn)
+        self.pre_tanh_net = nn.Sequential(*layers)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -92,7 +93,8 @@ class SamplerNetwork(BasePolicy):
         features = self.extract_features(obs, self.features_extractor)  # [batch, features_dim]
         features = features.unsqueeze(1).expand(-1, n_particles, -1)  # [batch, K, features_dim]
         noise_shape = (*features.shape[:-1], self.action_dim)
-        noise = th.zeros(noise_shape, device=features.device) if deterministic else th.randn(noise_shape, device=features.device)
+        noise_fn = th.zeros if deterministic else th.randn
+        noise = noise_fn(noise_shape, device=features.device)
         net_input = th.cat([features, noise], dim=-1)  # [batch, K, features_dim + D]
         if n_detached == 0:
             return self.pre_tanh_net(net_input)
@@ -186,7 +188,7 @@ class SVGDPolicy(BasePolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         self.actor = self.make_sampler()
-        self.actor.optimizer = self.optimizer_class(self.actor.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.actor.optimizer = self.optimizer_class(self.actor.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
 
         if self.share_features_extractor:
             self.critic = self.make_critic(features_extractor=self.actor.features_extractor)
@@ -195,7 +197,7 @@ class SVGDPolicy(BasePolicy):
         else:
             self.critic = self.make_critic(features_extractor=None)
             critic_parameters = list(self.critic.parameters())
-        self.critic.optimizer = self.optimizer_class(critic_parameters, lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.critic.optimizer = self.optimizer_class(critic_parameters, lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
 
         # The target never shares its features extractor; it starts as a copy of the critic.
         self.critic_target = self.make_critic(features_extractor=None)
@@ -302,6 +304,7 @@ class DiscreteCritic(BaseModel):
     """
 
     action_space: spaces.Discrete
+    features_extractor: BaseFeaturesExtractor
 
     def __init__(
         self,
@@ -400,7 +403,7 @@ class SoftQPolicy(BasePolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         self.critic = self.make_critic()
-        self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+        self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
         # The target has its own features extractor; it starts as a copy of the critic.
         self.critic_target = self.make_critic()
         self.critic_target.load_state_dict(self.critic.state_dict())

@@ -234,7 +234,7 @@ def load_checkpoint(
     return model
 
 
-def _same_observations(first: np.ndarray | dict[str, np.ndarray], second: Any) -> bool:
+def _same_observations(first: Any, second: Any) -> bool:
     if isinstance(first, dict):
         return isinstance(second, dict) and all(np.array_equal(first[key], second[key]) for key in first)
     return np.array_equal(first, second)

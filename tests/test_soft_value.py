@@ -4,9 +4,10 @@ import pytest
 import torch as th
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import PROPERTY_SETTINGS
 
 from sb3_sql.soft_value import exact_soft_value, importance_sampled_soft_value, soft_double_q_value
+
+from strategies import PROPERTY_SETTINGS
 
 
 @pytest.mark.parametrize("action_dim", [1, 3])

@@ -7,7 +7,7 @@ all of them; a unimodal (e.g. Gaussian) policy tends to commit to one or two.
 """
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -92,7 +92,9 @@ class MultiGoalEnv(gym.Env):
         non-negative finite numbers with at least one positive.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
+    # gymnasium declares metadata an instance attribute, so no ClassVar (which mypy would refuse).
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012
+    action_space: spaces.Box
 
     def __init__(self, render_mode: str | None = None, goal_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
