@@ -114,12 +114,21 @@ class MultiGoalEnv(gym.Env):
         self.path: list[np.ndarray] = []
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start near the origin: position ``0.1 * N(0, I)``, shape ``[2]`` (float32), and an empty ``info``."""
         super().reset(seed=seed)
         self.position = np.clip(INIT_SIGMA * self.np_random.standard_normal(2), -POSITION_LIMIT, POSITION_LIMIT)
         self.path = [self.position.copy()]
         return self.position.astype(np.float32), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Move by the velocity ``action`` (shape ``[2]``, clipped to ``[-1, 1]``) within ``[-7, 7]^2``.
+
+        :return: the new position (shape ``[2]``, float32); the reward
+            ``-30 ||a||^2 - min_g ||s' - g||^2`` over the goals of positive weight, plus ``10 * w_g``
+            on reaching goal ``g`` (within distance 1, which terminates the episode); ``terminated``;
+            ``truncated`` (always False: ``gym.make`` adds the 30-step limit); and
+            ``info["goal_index"]``, the index in ``GOALS`` of the goal reached or -1.
+        """
         action = np.clip(np.asarray(action, dtype=np.float64).reshape(2), self.action_space.low, self.action_space.high)
         self.position = np.clip(self.position + action, -POSITION_LIMIT, POSITION_LIMIT)
         self.path.append(self.position.copy())

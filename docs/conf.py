@@ -1,0 +1,41 @@
+"""Sphinx configuration of the sb3-sql documentation (build: sphinx-build -W -b html docs docs/_build/html)."""
+
+import os
+import sys
+
+# Document the checkout that holds this folder, whether or not it is installed.
+sys.path.insert(0, os.path.abspath(".."))
+
+import sb3_sql  # noqa: E402
+
+project = "sb3-sql"
+author = "sb3-sql contributors"
+copyright = "2026, sb3-sql contributors"
+version = release = sb3_sql.__version__
+
+extensions = [
+    "myst_parser",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+    "sphinx.ext.mathjax",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+exclude_patterns = ["_build"]
+
+# MyST: $...$ and $$...$$ maths (with equation labels), ::: fences, and anchors for ## and ### headings.
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
+myst_heading_anchors = 3
+# TEMPORARY: docs/benchmarks.md (edited elsewhere) links to a folder, "[docs/curves/](curves/)", which
+# MyST cannot resolve; remove this line once that link reads "(curves/index.md)". It only silences
+# Markdown-style links ([text](target)) that resolve to nothing; {ref} and {doc} roles still warn.
+suppress_warnings = ["myst.xref_missing"]
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": True}
+napoleon_google_docstring = False
+
+html_theme = "sphinx_rtd_theme"
+html_title = f"sb3-sql {release}"
+
