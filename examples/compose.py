@@ -1,4 +1,4 @@
-"""Compose two SQL policies on MultiGoal-v0 (Haarnoja et al., ICRA 2018, ALGORITHM.md section 9).
+"""Compose two SQL policies on MultiGoal-v0 (Haarnoja et al., ICRA 2018; docs/method.md, "Composition and fine-tuning").
 
 Trains SQL on two MultiGoal tasks, one paying for the goals {(5, 0), (0, 5)}, the other for
 {(5, 0), (0, -5)}, composes them with ``sb3_sql.compose`` (a new sampler trained against the

@@ -1,4 +1,4 @@
-"""Fine-tune a maximum-entropy SQL policy on a specific MultiGoal task (ALGORITHM.md section 9).
+"""Fine-tune a maximum-entropy SQL policy on a specific MultiGoal task (docs/method.md, "Composition and fine-tuning").
 
 Pretrains SQL on MultiGoal-v0 (all four goals pay), then learns the task that pays only for
 the goal (0, 5) (``goal_weights=(0, 0, 1, 0)``) twice for --timesteps steps: fine-tuning the

@@ -2,7 +2,7 @@
 
 Source: Haarnoja et al., ICML 2017, section 3.2 (the sampling network ``a = f_phi(xi; s)``) and
 the reference code's ``StochasticNNPolicy`` (haarnoja/softqlearning). For discrete actions the
-policy is the Boltzmann distribution of the soft Q-function itself (ALGORITHM.md section 6).
+policy is the Boltzmann distribution of the soft Q-function itself (docs/method.md, "Discrete soft Q-learning").
 """
 
 from typing import Any
@@ -336,9 +336,10 @@ class SoftQPolicy(BasePolicy):
     """Policy of SQL for discrete actions: the Boltzmann policy ``softmax(Q(s, .) / alpha)``.
 
     No sampler is needed: the soft value (Haarnoja et al., 2017, Eq. 5) and the policy (Eq. 6) are
-    exact for ``A`` actions (ALGORITHM.md section 6). The policy holds the soft Q-function(s) (a :class:`DiscreteCritic`),
-    their target copy, and the temperature ``alpha`` as ``log_ent_coef`` (learnt by the algorithm
-    when ``ent_coef="auto"``, fixed otherwise), so that a saved policy acts on its own.
+    exact for ``A`` actions (docs/method.md, "Discrete soft Q-learning"). The policy holds the soft
+    Q-function(s) (a :class:`DiscreteCritic`), their target copy, and the temperature ``alpha`` as
+    ``log_ent_coef`` (learnt by the algorithm when ``ent_coef="auto"``, fixed otherwise), so that a
+    saved policy acts on its own.
     Acting samples from ``softmax(min_i Q_i(s, .) / alpha)``; ``deterministic=True`` takes the argmax.
 
     :param observation_space: observation space.
