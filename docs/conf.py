@@ -6,7 +6,7 @@ import sys
 # Document the checkout that holds this folder, whether or not it is installed.
 sys.path.insert(0, os.path.abspath(".."))
 
-import sb3_sql  # noqa: E402
+import sb3_sql
 
 project = "sb3-sql"
 author = "sb3-sql contributors"
