@@ -8,7 +8,7 @@ its parent):
   ``importance_sampled_soft_value`` (Eq. 10);
 - critic step: the rest of ``_svgd_step``: critic forward, loss, backward, finite check, Adam
   step (Eq. 11);
-- sampler / Stein step: ``_sampler_loss`` (K particles, Q at the fixed ones, grad log p, Stein
+- sampler / Stein step: ``sampler_loss`` (K particles, Q at the fixed ones, grad log p, Stein
   direction) without the kernel, then its backward, finite check and Adam step (Eq. 13-14);
 - kernel: ``adaptive_isotropic_gaussian_kernel`` (pairwise distances, median bandwidth);
 - target update: ``polyak_update`` (a hard copy every 1000 steps by default, so per step it is
@@ -85,14 +85,14 @@ def instrument_sql(model: SQL, timer: PhaseTimer) -> None:
     model.policy.particle_q_values = timer.wrap(  # an instance attribute shadows the static method
         lambda critic, *_: "soft value" if critic is model.critic_target else "sampler / Stein step", particle_q_values
     )
-    sampler_loss = model._sampler_loss
+    sampler_loss = model.sampler_loss
     next_backward = []
 
     def sampler_loss_then_backward(*args):
         next_backward.append("sampler / Stein step")  # the next backward() is the sampler's (Eq. 14)
         return sampler_loss(*args)
 
-    model._sampler_loss = timer.wrap("sampler / Stein step", sampler_loss_then_backward)
+    model.sampler_loss = timer.wrap("sampler / Stein step", sampler_loss_then_backward)
     backward = th.Tensor.backward
 
     def timed_backward(tensor, *args, **kwargs):

@@ -13,11 +13,12 @@ from sb3_sql.policies import (
 )
 from sb3_sql.resume import ResumableCheckpointCallback, load_checkpoint
 from sb3_sql.schedules import LogLinearSchedule
-from sb3_sql.sql import SQL
+from sb3_sql.sql import REFERENCE_HYPERPARAMETERS, SQL
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "REFERENCE_HYPERPARAMETERS",
     "SQL",
     "CnnSVGDPolicy",
     "CnnSoftQPolicy",

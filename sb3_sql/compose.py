@@ -128,51 +128,16 @@ def _constituent_parameters(policy: SVGDPolicy) -> dict[str, Any]:
     return parameters
 
 
-def compose(
+def _checked_inputs(
     models: Sequence[SQL],
-    weights: Sequence[float] | None = None,
-    observations: np.ndarray | None = None,
-    gradient_steps: int = 2000,
-    batch_size: int | None = None,
-    learning_rate: float | None = None,
-    ent_coef: float | None = None,
-    seed: int | None = None,
-    progress_bar: bool = False,
-    device: th.device | str = "auto",
-) -> SQL:
-    """A new SQL model for the combined task of ``models``: energy ``sum_i w_i Q_i``, sampler trained by SVGD.
-
-    The composed soft Q-function is ``Q(s, a) = sum_i w_i min_j Q_ij(s, a)`` over copies of the
-    constituents' critics (and targets), frozen during composition: only a new sampler is
-    trained, with SQL's amortized SVGD update (``SQL._sampler_loss``, Eq. 13 and 14 of Haarnoja et
-    al., ICML 2017) against ``exp(Q / alpha)``, on states drawn in equal shares from the
-    constituents' replay buffers, or uniformly from ``observations``; there is no environment
-    interaction. Source: Haarnoja et al., ICRA 2018, section IV (Eq. 3: the mean of the soft
-    Q-functions, ``w_i = 1 / n``). The result predicts, saves and loads like any SQL model
-    (``SQL.load``; its policy is a ``ComposedPolicy``), and can be trained further on an
-    environment of the same spaces with ``set_env`` and ``learn``. The constituents are unchanged.
-
-    The other hyperparameters (particles, ``gamma``, ``tau``, ...) and the sampler's
-    architecture are those of ``models[0]``.
-
-    :param models: SQL models with the same observation and action spaces, each with its replay
-        buffer (after ``learn``, or ``load_replay_buffer``) unless ``observations`` is given.
-    :param weights: one non-negative weight per model, not all 0; default ``1 / len(models)`` each.
-    :param observations: states to train the sampler on, shape ``[N, *observation_shape]``.
-    :param gradient_steps: SVGD steps of the new sampler.
-    :param batch_size: states per step; default ``models[0].batch_size``.
-    :param learning_rate: Adam learning rate of the sampler; default ``models[0]``'s current one.
-    :param ent_coef: the temperature ``alpha`` (reward units); default ``models[0]``'s current one.
-    :param seed: seed of the new sampler's initialisation and of the state sampling.
-    :param progress_bar: show a tqdm/rich progress bar of the SVGD steps (as SB3's ``learn``).
-    :param device: device of the composed model.
-    :return: the composed model (``ent_coef`` fixed at the temperature used, no environment).
-    :raises ValueError: for no model, models that are not SQL models of one observation and
-        action space (or are composed already), a non-``Box`` observation space, bad
-        ``weights``, observations of the wrong shape, a model without replay buffer data when
-        ``observations`` is None, ``gradient_steps < 1``, or ``batch_size`` below ``len(models)``.
-    :raises ImportError: for ``progress_bar=True`` without tqdm and rich.
-    """
+    weights: Sequence[float] | None,
+    observations: np.ndarray | None,
+    gradient_steps: int,
+    batch_size: int | None,
+    progress_bar: bool,
+) -> tuple[list[dict[str, Any]], np.ndarray, np.ndarray | None, int]:
+    """compose()'s checks; returns the constituents' policy parameters, the weights, the observations as float32
+    (or None) and the batch size."""
     if len(models) == 0:
         raise ValueError("compose() needs at least one SQL model, got none")
     first = models[0]
@@ -217,6 +182,58 @@ def compose(
     if progress_bar and tqdm is None:
         raise ImportError("progress_bar=True needs tqdm and rich: pip install tqdm rich (or stable_baselines3[extra])")
 
+    return constituents, weight_array, observations, batch_size
+
+
+def compose(
+    models: Sequence[SQL],
+    weights: Sequence[float] | None = None,
+    observations: np.ndarray | None = None,
+    gradient_steps: int = 2000,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+    ent_coef: float | None = None,
+    seed: int | None = None,
+    progress_bar: bool = False,
+    device: th.device | str = "auto",
+) -> SQL:
+    """A new SQL model for the combined task of ``models``: energy ``sum_i w_i Q_i``, sampler trained by SVGD.
+
+    The composed soft Q-function is ``Q(s, a) = sum_i w_i min_j Q_ij(s, a)`` over copies of the
+    constituents' critics (and targets), frozen during composition: only a new sampler is
+    trained, with SQL's amortized SVGD update (``SQL.sampler_loss``, Eq. 13 and 14 of Haarnoja et
+    al., ICML 2017) against ``exp(Q / alpha)``, on states drawn in equal shares from the
+    constituents' replay buffers, or uniformly from ``observations``; there is no environment
+    interaction. Source: Haarnoja et al., ICRA 2018, section IV (Eq. 3: the mean of the soft
+    Q-functions, ``w_i = 1 / n``). The result predicts, saves and loads like any SQL model
+    (``SQL.load``; its policy is a ``ComposedPolicy``), and can be trained further on an
+    environment of the same spaces with ``set_env`` and ``learn``. The constituents are unchanged.
+
+    The other hyperparameters (particles, ``gamma``, ``tau``, ...) and the sampler's
+    architecture are those of ``models[0]``.
+
+    :param models: SQL models with the same observation and action spaces, each with its replay
+        buffer (after ``learn``, or ``load_replay_buffer``) unless ``observations`` is given.
+    :param weights: one non-negative weight per model, not all 0; default ``1 / len(models)`` each.
+    :param observations: states to train the sampler on, shape ``[N, *observation_shape]``.
+    :param gradient_steps: SVGD steps of the new sampler.
+    :param batch_size: states per step; default ``models[0].batch_size``.
+    :param learning_rate: Adam learning rate of the sampler; default ``models[0]``'s current one.
+    :param ent_coef: the temperature ``alpha`` (reward units); default ``models[0]``'s current one.
+    :param seed: seed of the new sampler's initialisation and of the state sampling.
+    :param progress_bar: show a tqdm/rich progress bar of the SVGD steps (as SB3's ``learn``).
+    :param device: device of the composed model.
+    :return: the composed model (``ent_coef`` fixed at the temperature used, no environment).
+    :raises ValueError: for no model, models that are not SQL models of one observation and
+        action space (or are composed already), a non-``Box`` observation space, bad
+        ``weights``, observations of the wrong shape, a model without replay buffer data when
+        ``observations`` is None, ``gradient_steps < 1``, or ``batch_size`` below ``len(models)``.
+    :raises ImportError: for ``progress_bar=True`` without tqdm and rich.
+    """
+    constituents, weight_array, observations, batch_size = _checked_inputs(
+        models, weights, observations, gradient_steps, batch_size, progress_bar
+    )
+    first = models[0]
     alpha = first._current_ent_coef() if ent_coef is None else float(ent_coef)
     critic_only = ("n_critics", "share_features_extractor")
     sampler_parameters = {key: value for key, value in constituents[0].items() if key not in critic_only}
@@ -235,6 +252,7 @@ def compose(
         kernel_n_particles=first.kernel_n_particles,
         kernel_update_ratio=first.kernel_update_ratio,
         particle_space=first.particle_space,
+        kernel_bandwidth=first.kernel_bandwidth,
         policy_kwargs=dict(sampler_parameters, constituents=constituents, weights=weight_array.tolist()),
         seed=seed,
         device=device,
@@ -261,7 +279,7 @@ def compose(
             )
         else:
             batch = observation_tensor[th.randint(len(observation_tensor), (batch_size,), device=composed.device)]
-        actor_loss, _, _ = composed._sampler_loss(batch, alpha)
+        actor_loss, _, _ = composed.sampler_loss(batch, alpha)
         composed.actor.optimizer.zero_grad()
         actor_loss.backward()
         composed.actor.optimizer.step()

@@ -38,6 +38,10 @@ class SamplerNetwork(BasePolicy):
     :param features_dim: size of the extracted features.
     :param activation_fn: activation of the hidden layers.
     :param normalize_images: whether to divide image observations by 255.
+    :param noise_skip: add the noise to the network's output, ``u = xi + MLP([features(s), xi])``:
+        the untrained sampler then draws ``tanh(N(0, I))``, which covers the whole action box, so
+        SVGD starts with particles near every mode instead of a narrow blob that falls into one
+        (the reference code has no skip: ``False``).
     """
 
     action_space: spaces.Box
@@ -51,6 +55,7 @@ class SamplerNetwork(BasePolicy):
         features_dim: int,
         activation_fn: type[nn.Module] = nn.ReLU,
         normalize_images: bool = True,
+        noise_skip: bool = False,
     ):
         super().__init__(
             observation_space,
@@ -63,6 +68,7 @@ class SamplerNetwork(BasePolicy):
         self.features_dim = features_dim
         self.activation_fn = activation_fn
         self.action_dim = get_action_dim(self.action_space)
+        self.noise_skip = noise_skip
         layers = create_mlp(features_dim + self.action_dim, self.action_dim, net_arch, activation_fn)
         self.pre_tanh_net = nn.Sequential(*layers)
 
@@ -74,6 +80,7 @@ class SamplerNetwork(BasePolicy):
                 features_dim=self.features_dim,
                 activation_fn=self.activation_fn,
                 features_extractor=self.features_extractor,
+                noise_skip=self.noise_skip,
             )
         )
         return data
@@ -96,11 +103,12 @@ class SamplerNetwork(BasePolicy):
         noise_fn = th.zeros if deterministic else th.randn
         noise = noise_fn(noise_shape, device=features.device)
         net_input = th.cat([features, noise], dim=-1)  # [batch, K, features_dim + D]
+        skip = noise if self.noise_skip else th.zeros_like(noise)
         if n_detached == 0:
-            return self.pre_tanh_net(net_input)
+            return self.pre_tanh_net(net_input) + skip
         with th.no_grad():
-            detached = self.pre_tanh_net(net_input[:, :n_detached])
-        return th.cat([detached, self.pre_tanh_net(net_input[:, n_detached:])], dim=1)
+            detached = self.pre_tanh_net(net_input[:, :n_detached]) + skip[:, :n_detached]
+        return th.cat([detached, self.pre_tanh_net(net_input[:, n_detached:]) + skip[:, n_detached:]], dim=1)
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         """One action per state in ``(-1, 1)^D``, shape ``[batch, D]`` (``xi = 0`` if deterministic)."""
@@ -130,6 +138,9 @@ class SVGDPolicy(BasePolicy):
     :param optimizer_kwargs: keyword arguments for the optimizer, learning rate excluded.
     :param n_critics: number of soft Q-functions (default 1, as in the reference code).
     :param share_features_extractor: share the features extractor between sampler and critic.
+    :param sampler_noise_skip: the sampler adds its noise to its output (``SamplerNetwork``'s
+        ``noise_skip``); ``False`` here is the reference code's sampler, and ``SQL`` turns it on
+        for the models it creates (chosen on the fidelity benchmark).
     """
 
     actor: SamplerNetwork
@@ -150,6 +161,7 @@ class SVGDPolicy(BasePolicy):
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 1,
         share_features_extractor: bool = False,
+        sampler_noise_skip: bool = False,
     ):
         super().__init__(
             observation_space,
@@ -171,13 +183,14 @@ class SVGDPolicy(BasePolicy):
         self.activation_fn = activation_fn
         self.n_critics = n_critics
         self.share_features_extractor = share_features_extractor
+        self.sampler_noise_skip = sampler_noise_skip
         net_args = {
             "observation_space": self.observation_space,
             "action_space": self.action_space,
             "activation_fn": activation_fn,
             "normalize_images": normalize_images,
         }
-        self.sampler_kwargs = {**net_args, "net_arch": sampler_arch}
+        self.sampler_kwargs = {**net_args, "net_arch": sampler_arch, "noise_skip": sampler_noise_skip}
         self.critic_kwargs = {
             **net_args,
             "net_arch": critic_arch,
@@ -212,6 +225,7 @@ class SVGDPolicy(BasePolicy):
                 activation_fn=self.activation_fn,
                 n_critics=self.n_critics,
                 share_features_extractor=self.share_features_extractor,
+                sampler_noise_skip=self.sampler_noise_skip,
                 lr_schedule=self._dummy_schedule,
                 optimizer_class=self.optimizer_class,
                 optimizer_kwargs=self.optimizer_kwargs,

@@ -7,6 +7,7 @@ Energy-Based Policies", ICML 2017 (arXiv:1702.08165), and its reference code
 
 import io
 import pathlib
+import warnings
 from collections.abc import Iterable
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -29,7 +30,7 @@ from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
 from sb3_sql.checks import check_finite_update, check_model_archive
-from sb3_sql.kernels import KernelOutput, adaptive_isotropic_gaussian_kernel
+from sb3_sql.kernels import KernelOutput, adaptive_isotropic_gaussian_kernel, bandwidth_scales
 from sb3_sql.policies import (
     CnnSoftQPolicy,
     CnnSVGDPolicy,
@@ -45,6 +46,21 @@ from sb3_sql.soft_value import exact_soft_value, importance_sampled_soft_value, 
 from sb3_sql.svgd import SATURATION_THRESHOLD, post_tanh_log_correction, squash_log_jacobian, stein_direction
 
 SelfSQL = TypeVar("SelfSQL", bound="SQL")
+
+#: The reference code's settings (haarnoja/softqlearning), where they differ from SQL's defaults:
+#: ``SQL("MlpPolicy", env, **REFERENCE_HYPERPARAMETERS)``. The defaults (SAC's Polyak averaging,
+#: learning rate 1e-3 and warm-up of 100 steps; 32 particles, the multiscale kernel and the
+#: sampler's noise skip) were chosen on learning results and on the fidelity benchmark (docs,
+#: "Benchmarks").
+REFERENCE_HYPERPARAMETERS: dict[str, Any] = {
+    "learning_rate": 3e-4,
+    "learning_starts": 1000,
+    "tau": 1.0,
+    "target_update_interval": 1000,
+    "kernel_n_particles": 16,
+    "kernel_bandwidth": "reference",
+    "policy_kwargs": {"sampler_noise_skip": False},
+}
 
 ParticleSpace = Literal["pre_tanh", "post_tanh"]
 PARTICLE_SPACES = ("pre_tanh", "post_tanh")
@@ -73,13 +89,17 @@ class SQL(OffPolicyAlgorithm):
         Its action space must be a ``gymnasium.spaces.Box`` with finite bounds or a
         ``gymnasium.spaces.Discrete`` (starting at 0).
     :param learning_rate: Adam learning rate of the soft Q-function, of the sampler and of the
-        temperature (reference 3e-4); it can be a function of the current progress remaining (from 1 to 0).
+        temperature (default 1e-3; reference 3e-4); it can be a function of the current progress
+        remaining (from 1 to 0).
     :param buffer_size: size of the replay buffer.
     :param learning_starts: how many steps to collect (with uniformly random actions, as in SB3)
-        before learning starts (reference 1000).
+        before learning starts (default 100 as in SAC; reference 1000).
     :param batch_size: minibatch size for each gradient update (reference 128).
-    :param tau: the target update coefficient; 1.0 (default) is the reference's hard copy,
-        ``tau=0.005`` with ``target_update_interval=1`` is Polyak averaging as in SAC.
+    :param tau: the target update coefficient: the default ``0.005`` with
+        ``target_update_interval=1`` is Polyak averaging as in SAC; ``tau=1.0`` with
+        ``target_update_interval=1000`` is the reference code's hard copy; 0 freezes the target
+        network. ``tau < 1`` with ``target_update_interval > 1`` warns (an average taken rarely
+        is rarely what a SAC user means).
     :param gamma: the discount factor.
     :param train_freq: update the model every ``train_freq`` steps, or ``(n, "step")`` /
         ``(n, "episode")``.
@@ -104,13 +124,19 @@ class SQL(OffPolicyAlgorithm):
         actions; ``"auto"`` means ``0.5 * log(A)``, half the entropy of the uniform policy over ``A``
         actions.
     :param target_update_interval: update the target network every ``target_update_interval``
-        gradient steps (counted over the whole training, reference 1000).
+        gradient steps (counted over the whole training; default 1 as in SAC, reference 1000).
     :param value_n_particles: ``M``, uniform actions drawn per gradient step to estimate the
         soft value of the next state (Eq. 10; reference 16).
     :param kernel_n_particles: ``K``, sampler particles per state for the Stein direction
-        (Eq. 13; reference 16, at least 2).
+        (Eq. 13; default 32, chosen on the fidelity benchmark; reference 16; at least 2).
     :param kernel_update_ratio: share of the ``K`` particles that are updated; the others are
         fixed and carry the kernel (reference 0.5).
+    :param kernel_bandwidth: the bandwidth rule of the SVGD kernel (Eq. 13), relative to the
+        reference code's median heuristic ``h = median(||x_j - y_i||^2) / log(Kx)``:
+        ``"multiscale"`` (default: the mean of two RBF kernels of bandwidths ``h`` and ``h / 10``,
+        chosen on the fidelity benchmark), ``"reference"`` (``h`` alone, the reference code),
+        ``"paper"`` (the paper's ``median / (2 log(K + 1))``), or positive scales of ``h``, e.g.
+        ``(1.0, 0.1)``; see ``sb3_sql.kernels.bandwidth_scales``.
     :param particle_space: where the SVGD particles live: ``"pre_tanh"`` (default, exact: the
         squashed samples follow ``exp(Q / alpha)``) or ``"post_tanh"`` (the reference code's
         action-space particles, biased towards the centre of the box).
@@ -123,6 +149,10 @@ class SQL(OffPolicyAlgorithm):
         the critic less).
     :param max_grad_norm: clip the gradient norm of the soft Q-function and of the sampler to this
         value before each step, as SB3's DQN does (default ``None``: no clipping, as in the paper and SAC).
+    :param use_sde: accepted for SAC's signature; ``True`` is refused (SQL's policy is not a Gaussian,
+        so it has no generalized State-Dependent Exploration).
+    :param sde_sample_freq: accepted for SAC's signature; unused (no gSDE).
+    :param use_sde_at_warmup: accepted for SAC's signature; unused (no gSDE).
     :param stats_window_size: window size for the rollout logging.
     :param tensorboard_log: the log location for tensorboard (if None, no logging).
     :param policy_kwargs: additional arguments for the policy (``net_arch``, ``n_critics``, ...).
@@ -132,9 +162,10 @@ class SQL(OffPolicyAlgorithm):
     :param _init_setup_model: whether or not to build the network at the creation of the instance.
     :raises ValueError: for an action space other than a bounded ``Box`` or a ``Discrete``, a
         policy class for the other kind of action space, ``ent_coef <= 0`` (or a schedule that is not
-        positive at progress 1 and 0), ``"auto"`` for continuous actions, ``action_noise`` or ``soft_double_q`` where they do not apply,
-        ``value_n_particles < 1``, ``kernel_n_particles < 2``, a ``kernel_update_ratio`` that
-        leaves no fixed or no updated particle, an unknown ``particle_space`` or ``critic_loss``, or a
+        positive at progress 1 and 0), ``"auto"`` for continuous actions, ``use_sde=True``,
+        ``action_noise`` or ``soft_double_q`` where they do not apply, ``value_n_particles < 1``,
+        ``kernel_n_particles < 2``, a ``kernel_update_ratio`` that leaves no fixed or no updated
+        particle, an unknown ``kernel_bandwidth``, ``particle_space`` or ``critic_loss``, or a
         ``max_grad_norm`` that is not positive.
     """
 
@@ -158,11 +189,11 @@ class SQL(OffPolicyAlgorithm):
         self,
         policy: str | type[SVGDPolicy] | type[SoftQPolicy],
         env: GymEnv | str,
-        learning_rate: float | Schedule = 3e-4,
+        learning_rate: float | Schedule = 1e-3,
         buffer_size: int = 1_000_000,
-        learning_starts: int = 1000,
+        learning_starts: int = 100,
         batch_size: int = 128,
-        tau: float = 1.0,
+        tau: float = 0.005,
         gamma: float = 0.99,
         train_freq: int | tuple[int, str] = 1,
         gradient_steps: int = 1,
@@ -173,14 +204,18 @@ class SQL(OffPolicyAlgorithm):
         n_steps: int = 1,
         ent_coef: float | str | Schedule = 0.1,
         target_entropy: float | str = "auto",
-        target_update_interval: int = 1000,
+        target_update_interval: int = 1,
         value_n_particles: int = 16,
-        kernel_n_particles: int = 16,
+        kernel_n_particles: int = 32,
         kernel_update_ratio: float = 0.5,
         particle_space: ParticleSpace = "pre_tanh",
+        kernel_bandwidth: str | float | tuple[float, ...] = "multiscale",
         soft_double_q: bool = False,
         critic_loss: CriticLoss = "mse",
         max_grad_norm: float | None = None,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        use_sde_at_warmup: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -189,6 +224,13 @@ class SQL(OffPolicyAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ):
+        if use_sde:
+            raise ValueError(
+                "use_sde=True: SQL has no gSDE. gSDE makes the noise of a Gaussian policy depend on the state, and "
+                "SQL's policy is not a Gaussian: its sampler draws from exp(Q / ent_coef) and already explores in every "
+                "promising direction. For more exploration raise ent_coef, or add action_noise (e.g. "
+                "stable_baselines3.common.noise.OrnsteinUhlenbeckActionNoise for temporally correlated noise)."
+            )
         env = maybe_make_env(env, verbose)
         if env is not None:
             self._check_action_space(env.action_space)
@@ -220,15 +262,34 @@ class SQL(OffPolicyAlgorithm):
             supported_action_spaces=None,
             support_multi_env=True,
             sde_support=False,
+            sde_sample_freq=sde_sample_freq,
+            use_sde_at_warmup=use_sde_at_warmup,
         )
+        if (
+            isinstance(getattr(self, "action_space", None), spaces.Box)
+            and isinstance(self.policy_class, type)
+            and issubclass(self.policy_class, SVGDPolicy)
+        ):
+            # New models get the sampler with the noise skip (a loaded model keeps the one it was saved with).
+            self.policy_kwargs = {"sampler_noise_skip": True, **self.policy_kwargs}
         self.ent_coef = ent_coef
         self.target_entropy = target_entropy
         self.ent_coef_optimizer: th.optim.Adam | None = None
         self.target_update_interval = target_update_interval
+        if tau < 1.0 and target_update_interval > 1:
+            warnings.warn(
+                f"tau={tau} with target_update_interval={target_update_interval}: the target network moves {tau} of "
+                f"the way to the critic once every {target_update_interval} gradient steps, much slower than SAC's "
+                f"Polyak averaging. For SAC's behaviour pass target_update_interval=1 as well; for the reference "
+                f"code's hard copy, tau=1.0.",
+                UserWarning,
+                stacklevel=2,
+            )
         self.value_n_particles = value_n_particles
         self.kernel_n_particles = kernel_n_particles
         self.kernel_update_ratio = kernel_update_ratio
         self.particle_space = particle_space
+        self.kernel_bandwidth = kernel_bandwidth
         self.soft_double_q = soft_double_q
         self.critic_loss = critic_loss
         self.max_grad_norm = max_grad_norm
@@ -281,19 +342,31 @@ class SQL(OffPolicyAlgorithm):
         # 0 is allowed: it freezes the networks (rl_zoo3's enjoy loads models with learning_rate=0).
         if not (callable(self.learning_rate) or (np.isfinite(self.learning_rate) and self.learning_rate >= 0)):
             raise ValueError(
-                f"learning_rate must be a non-negative finite float or a schedule, got {self.learning_rate} (reference 3e-4)"
+                f"learning_rate must be a non-negative finite float or a schedule, got {self.learning_rate}"
             )
         if self.buffer_size < 1:
             raise ValueError(f"buffer_size must be at least 1, got {self.buffer_size}")
-        if not 1 <= self.batch_size <= self.buffer_size:
-            raise ValueError(
-                f"batch_size={self.batch_size} must be between 1 and buffer_size={self.buffer_size}: "
-                "lower batch_size or raise buffer_size."
-            )
+        # A batch larger than the buffer is allowed: SB3's buffers sample with replacement (as for SAC).
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma (the discount factor) must be in [0, 1], got {self.gamma}")
-        if not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"tau must be in (0, 1] (1.0 is a hard target copy), got {self.tau}")
+        # 0 is allowed, as in SAC: the target network then stays at its initial weights.
+        if not 0.0 <= self.tau <= 1.0:
+            raise ValueError(f"tau must be in [0, 1] (1.0 is a hard target copy), got {self.tau}")
+        self._check_temperature_arguments()
+        self._check_sampler_arguments()
+        if self.critic_loss not in CRITIC_LOSSES:
+            raise ValueError(f"critic_loss must be one of {CRITIC_LOSSES}, got {self.critic_loss!r}")
+        if self.max_grad_norm is not None and not (np.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
+            raise ValueError(
+                f"max_grad_norm must be a positive float (DQN uses 10) or None for no clipping, got {self.max_grad_norm}"
+            )
+        if self.target_update_interval < 1:
+            raise ValueError(f"target_update_interval must be at least 1, got {self.target_update_interval}")
+
+    def _check_temperature_arguments(self) -> None:
+        """Refuse a temperature SQL cannot use (ValueError)."""
         if isinstance(self.ent_coef, str):
             if not self.discrete_actions:
                 raise ValueError(
@@ -314,6 +387,9 @@ class SQL(OffPolicyAlgorithm):
             raise ValueError(
                 f"ent_coef (the temperature alpha) must be a positive finite float or a schedule, got {self.ent_coef}"
             )
+
+    def _check_sampler_arguments(self) -> None:
+        """Refuse exploration, particle and kernel settings SQL cannot use (ValueError)."""
         if self.discrete_actions and self.action_noise is not None:
             raise ValueError(
                 "action_noise applies to continuous actions only: discrete actions explore through the "
@@ -329,7 +405,8 @@ class SQL(OffPolicyAlgorithm):
             raise ValueError(f"value_n_particles (M) must be at least 1, got {self.value_n_particles}")
         if self.kernel_n_particles < 2:
             raise ValueError(
-                f"kernel_n_particles (K) must be at least 2 (one fixed and one updated particle), got {self.kernel_n_particles}"
+                "kernel_n_particles (K) must be at least 2 (one fixed and one updated particle), "
+                f"got {self.kernel_n_particles}"
             )
         if not np.isfinite(self.kernel_update_ratio):
             raise ValueError(f"kernel_update_ratio must be a float in (0, 1), got {self.kernel_update_ratio}")
@@ -340,16 +417,9 @@ class SQL(OffPolicyAlgorithm):
                 f"leaves {n_updated} updated and {self.kernel_n_particles - n_updated} fixed particles; "
                 "both must be at least 1 (the reference uses 0.5)."
             )
+        bandwidth_scales(self.kernel_bandwidth, self.kernel_n_particles - n_updated, self.kernel_n_particles)
         if self.particle_space not in PARTICLE_SPACES:
             raise ValueError(f"particle_space must be one of {PARTICLE_SPACES}, got {self.particle_space!r}")
-        if self.critic_loss not in CRITIC_LOSSES:
-            raise ValueError(f"critic_loss must be one of {CRITIC_LOSSES}, got {self.critic_loss!r}")
-        if self.max_grad_norm is not None and not (np.isfinite(self.max_grad_norm) and self.max_grad_norm > 0):
-            raise ValueError(
-                f"max_grad_norm must be a positive float (DQN uses 10) or None for no clipping, got {self.max_grad_norm}"
-            )
-        if self.target_update_interval < 1:
-            raise ValueError(f"target_update_interval must be at least 1, got {self.target_update_interval}")
 
     def _initial_ent_coef(self) -> float:
         """The temperature to start from: ``ent_coef`` itself, or ``<init>`` of ``"auto_<init>"`` (1.0 for ``"auto"``)."""
@@ -440,17 +510,7 @@ class SQL(OffPolicyAlgorithm):
         :return: the step's statistics, scalar tensors keyed by logger name (without ``train/``).
         """
         alpha = self._current_ent_coef()
-        action_dim = self.actor.action_dim
-        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-
-        with th.no_grad():
-            # Soft value of the next state, importance sampled with a uniform proposal (Eq. 10);
-            # one set of M actions [M, D] for the whole minibatch.
-            value_actions = 2.0 * th.rand(self.value_n_particles, action_dim, device=self.device) - 1.0
-            next_q_values = self.policy.particle_q_values(self.critic_target, replay_data.next_observations, value_actions)
-            next_soft_value = importance_sampled_soft_value(next_q_values, alpha, action_dim).unsqueeze(-1)  # [batch, 1]
-            # Soft Bellman target (Eq. 11); `dones` is true termination only.
-            target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_value
+        target_q_values, next_soft_value = self.continuous_soft_q_target(replay_data, alpha)
 
         current_q_values = self.critic(replay_data.observations, replay_data.actions)
         critic_loss = self._critic_loss(current_q_values, target_q_values)
@@ -460,7 +520,7 @@ class SQL(OffPolicyAlgorithm):
         self._clip_grad_norm(self.critic.parameters())
         self.critic.optimizer.step()
 
-        actor_loss, kernel, pre_tanh = self._sampler_loss(replay_data.observations, alpha)
+        actor_loss, kernel, pre_tanh = self.sampler_loss(replay_data.observations, alpha)
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
         check_finite_update("sampler", actor_loss, self.actor.parameters(), alpha, replay_data)
@@ -476,6 +536,32 @@ class SQL(OffPolicyAlgorithm):
             "kernel_bandwidth": kernel.bandwidth.mean(),
             "saturated_fraction": (pre_tanh.detach().tanh().abs() > SATURATION_THRESHOLD).float().mean(),
         }
+
+    def continuous_soft_q_target(
+        self, replay_data: ReplayBufferSamples | DictReplayBufferSamples, alpha: float
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """The soft Bellman target of the soft Q-function for continuous actions (Eq. 10 and 11), without gradient.
+
+        ``y = r + (1 - done) * discount * V(s')``, where ``discount`` is ``gamma`` or, with ``n_steps > 1``,
+        the buffer's ``gamma^k`` for each transition, and ``V(s')`` is importance sampled from ``M``
+        uniform actions on ``[-1, 1]^D``, one set drawn for the whole minibatch, evaluated by the
+        target critic (the minimum over twin critics)::
+
+            V(s') = alpha * [ logsumexp_j(Q_target(s', a_j) / alpha) - log M + D * log 2 ]
+
+        :param replay_data: a minibatch of ``batch`` transitions.
+        :param alpha: the temperature (reward units).
+        :return: the targets ``y`` and the soft values ``V(s')``, each ``[batch, 1]``.
+        """
+        action_dim = self.actor.action_dim
+        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+        with th.no_grad():
+            value_actions = 2.0 * th.rand(self.value_n_particles, action_dim, device=self.device) - 1.0  # [M, D]
+            next_q_values = self.policy.particle_q_values(self.critic_target, replay_data.next_observations, value_actions)
+            next_soft_value = importance_sampled_soft_value(next_q_values, alpha, action_dim).unsqueeze(-1)  # [batch, 1]
+            # `dones` is true termination only (SB3 keeps time-limit truncations non-terminal).
+            target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_value
+        return target_q_values, next_soft_value
 
     def _critic_loss(self, current_q_values: list[th.Tensor], target_q_values: th.Tensor) -> th.Tensor:
         """The soft Q regression loss summed over the critics: half the squared residual (Eq. 11) or its Huber form.
@@ -494,14 +580,14 @@ class SQL(OffPolicyAlgorithm):
             th.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm)
 
     def _current_ent_coef(self) -> float:
-        """The temperature ``alpha`` now: the learnt one (``"auto"``), the schedule at the current progress remaining, or ``ent_coef``."""
+        """The temperature ``alpha`` now: the learnt one (``"auto"``), the schedule's value, or ``ent_coef``."""
         if isinstance(self.ent_coef, str):
             return float(self.policy.log_ent_coef.detach().exp())
         if callable(self.ent_coef):
             return float(self.ent_coef(self._current_progress_remaining))
         return float(self.ent_coef)
 
-    def _sampler_loss(self, observations: th.Tensor, alpha: float) -> tuple[th.Tensor, KernelOutput, th.Tensor]:
+    def sampler_loss(self, observations: th.Tensor, alpha: float) -> tuple[th.Tensor, KernelOutput, th.Tensor]:
         """The amortized SVGD loss of the sampler on a batch of states (Eq. 13 and 14).
 
         The energy is ``self.critic`` (its parameters get no gradient); composition
@@ -531,7 +617,11 @@ class SQL(OffPolicyAlgorithm):
         (grad_log_p,) = th.autograd.grad(log_p.sum(), fixed_particles)  # [batch, Kx, D], critic untouched
 
         # Stein variational direction with the adaptive RBF kernel (Eq. 13).
-        kernel = adaptive_isotropic_gaussian_kernel(fixed_particles.detach(), updated_particles.detach())
+        kernel = adaptive_isotropic_gaussian_kernel(
+            fixed_particles.detach(),
+            updated_particles.detach(),
+            bandwidth_scales(self.kernel_bandwidth, n_fixed, self.kernel_n_particles),
+        )
         direction = stein_direction(kernel, grad_log_p)  # [batch, Ky, D]
         # The sampler follows the direction through the chain rule (Eq. 14): a sum, not a mean.
         actor_loss = -(updated_particles * direction).sum()
