@@ -4,9 +4,10 @@ import pytest
 import torch as th
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from strategies import PROPERTY_SETTINGS, particle_sets
 
 from sb3_sql.kernels import MIN_BANDWIDTH, adaptive_isotropic_gaussian_kernel
+
+from strategies import PROPERTY_SETTINGS, particle_sets
 
 
 def test_closed_form_case():

@@ -6,6 +6,7 @@ import pytest
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from sb3_sql import SQL, LogLinearSchedule, SVGDPolicy
 
@@ -72,7 +73,7 @@ def test_sampler_update_leaves_the_critic_untouched():
 
 
 def test_target_changes_only_at_hard_copies():
-    model = small_model(learning_starts=200, target_update_interval=3)
+    model = small_model(learning_starts=200, tau=1.0, target_update_interval=3)
     model.learn(200)
     assert same(parameters(model.critic), parameters(model.critic_target))  # copied at start
     for step in range(1, 8):
@@ -221,18 +222,36 @@ def test_unsupported_action_spaces_are_refused(env, message):
         ({"target_update_interval": 0}, "target_update_interval must be at least 1"),
         ({"kernel_update_ratio": float("nan")}, r"kernel_update_ratio must be a float in \(0, 1\), got nan"),
         ({"ent_coef": float("inf")}, "positive finite"),
-        ({"batch_size": 200, "buffer_size": 100}, "batch_size=200 must be between 1 and buffer_size=100"),
-        ({"batch_size": 0}, "batch_size=0 must be between 1"),
+        ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
         ({"buffer_size": 0}, "buffer_size must be at least 1"),
         ({"learning_rate": -1e-3}, "learning_rate must be a non-negative finite float or a schedule, got -0.001"),
         ({"learning_rate": float("nan")}, "learning_rate must be a non-negative finite float"),
         ({"gamma": 1.5}, r"gamma \(the discount factor\) must be in \[0, 1\]"),
-        ({"tau": 0.0}, r"tau must be in \(0, 1\]"),
+        ({"tau": -0.1}, r"tau must be in \[0, 1\]"),
+        ({"tau": 1.5}, r"tau must be in \[0, 1\]"),
+        ({"use_sde": True}, "SQL has no gSDE.*policy is not a Gaussian.*raise ent_coef, or add action_noise"),
     ],
 )
 def test_invalid_hyperparameters_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SQL("MlpPolicy", "Pendulum-v1", **kwargs)
+
+
+def test_what_sac_accepts_is_accepted():
+    # A batch larger than the buffer (sampled with replacement) and a frozen target (tau=0), as in SAC.
+    model = SQL("MlpPolicy", "Pendulum-v1", batch_size=64, buffer_size=20, tau=0.0, learning_starts=10, seed=0)
+    target_before = [parameter.clone() for parameter in model.critic_target.parameters()]
+    model.learn(40)
+    assert model.replay_buffer.full
+    assert all(th.equal(before, after) for before, after in zip(target_before, model.critic_target.parameters(), strict=True))
+    assert any(not th.equal(before, after) for before, after in zip(target_before, model.critic.parameters(), strict=True))
+    # SAC's gSDE keywords with gSDE off are accepted and do nothing.
+    SQL("MlpPolicy", "Pendulum-v1", use_sde=False, sde_sample_freq=4, use_sde_at_warmup=True)
+
+
+def test_rare_polyak_averaging_warns():
+    with pytest.warns(UserWarning, match="tau=0.005 with target_update_interval=1000.*target_update_interval=1"):
+        SQL("MlpPolicy", "Pendulum-v1", tau=0.005, target_update_interval=1000)
 
 
 def test_unsupported_observation_spaces_are_refused():
@@ -246,7 +265,10 @@ def test_load_refuses_invalid_override(tmp_path):
     model = small_model()
     model.save(tmp_path / "sql")
     saved = (tmp_path / "sql.zip").read_bytes()
-    for override, message in [({"ent_coef": -1.0}, "positive finite"), ({"batch_size": 10**9}, "batch_size=1000000000")]:
+    for override, message in [
+        ({"ent_coef": -1.0}, "positive finite"),
+        ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+    ]:
         with pytest.raises(ValueError, match=message):
             SQL.load(tmp_path / "sql", **override)
     assert (tmp_path / "sql.zip").read_bytes() == saved
@@ -290,3 +312,136 @@ def test_fine_tune_loads_onto_a_new_env_with_a_new_schedule(tmp_path):
     model.ent_coef = 0.2
     model.learn(120)
     assert model.logger.name_to_value["train/ent_coef"] == pytest.approx(0.2)
+
+
+def hand_soft_target(model, replay_data, value_actions, alpha, discounts):
+    """The continuous soft Bellman target computed one transition and one action at a time (Eq. 10, 11)."""
+    action_dim = value_actions.shape[1]
+    targets = []
+    for index in range(replay_data.rewards.shape[0]):
+        next_obs = replay_data.next_observations[index : index + 1]
+        q_values = []
+        for action in value_actions:
+            q_per_critic = model.critic_target(next_obs, action.unsqueeze(0))
+            q_values.append(min(float(q) for q in q_per_critic))
+        log_mean_exp = np.log(np.mean(np.exp(np.array(q_values, dtype=np.float64) / alpha)))
+        soft_value = alpha * (log_mean_exp + action_dim * np.log(2.0))
+        not_done = 1.0 - float(replay_data.dones[index])
+        targets.append(float(replay_data.rewards[index]) + not_done * float(discounts[index]) * soft_value)
+    return np.array(targets)
+
+
+def test_continuous_soft_target_matches_a_hand_computation():
+    model = small_model(policy_kwargs={"net_arch": [8], "n_critics": 2}, value_n_particles=5, ent_coef=0.3)
+    # Make the two target critics differ, so that the minimum matters.
+    with th.no_grad():
+        for parameter in model.critic_target.q_networks[1].parameters():
+            parameter.add_(0.5 * th.randn_like(parameter))
+    batch = 6
+    generator = th.Generator().manual_seed(1)
+    observations = th.randn(batch, 3, generator=generator)
+    replay_data = ReplayBufferSamples(
+        observations=observations,
+        actions=th.rand(batch, 1, generator=generator) * 2 - 1,
+        next_observations=observations + 1.0,  # the target must use these, not the current observations
+        dones=th.tensor([[0.0], [1.0], [0.0], [0.0], [1.0], [0.0]]),
+        rewards=th.randn(batch, 1, generator=generator),
+        discounts=th.tensor([[0.99], [0.99], [0.9801], [0.970299], [0.9801], [0.99]]),  # n-step: gamma^k per transition
+    )
+    th.manual_seed(3)
+    targets, _ = model.continuous_soft_q_target(replay_data, alpha=0.3)
+    th.manual_seed(3)
+    value_actions = 2.0 * th.rand(5, 1) - 1.0  # the same draw of the M uniform actions
+    with th.no_grad():
+        expected = hand_soft_target(model, replay_data, value_actions, 0.3, replay_data.discounts)
+    np.testing.assert_allclose(targets.squeeze(-1).numpy(), expected, rtol=1e-5, atol=1e-5)
+    # Without n-step discounts the buffer gives None and gamma is used.
+    th.manual_seed(3)
+    targets_gamma, _ = model.continuous_soft_q_target(replay_data._replace(discounts=None), alpha=0.3)
+    with th.no_grad():
+        expected_gamma = hand_soft_target(model, replay_data, value_actions, 0.3, [model.gamma] * batch)
+    np.testing.assert_allclose(targets_gamma.squeeze(-1).numpy(), expected_gamma, rtol=1e-5, atol=1e-5)
+
+
+def test_stein_target_is_taken_at_the_current_observations():
+    model = small_model(learning_starts=40)
+    model.learn(40)  # fills the buffer, no gradient step yet
+    seen = []
+    sampler_loss = model.sampler_loss
+
+    def record(observations, alpha):
+        seen.append(observations.clone())
+        return sampler_loss(observations, alpha)
+
+    model.sampler_loss = record
+    sample = model.replay_buffer.sample
+    drawn = []
+    model.replay_buffer.sample = lambda *args, **kwargs: drawn.append(sample(*args, **kwargs)) or drawn[-1]
+    model.train(gradient_steps=2, batch_size=8)
+    assert len(seen) == 2
+    for observations, replay_data in zip(seen, drawn, strict=True):
+        assert th.equal(observations, replay_data.observations)
+        assert not th.equal(observations, replay_data.next_observations)
+
+
+class OneStateEnv(gym.Env):
+    """One state, one-dimensional actions in [-1, 1]: the sampler is trained against a fixed energy."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(1, np.float32), 0.0, True, False, {}
+
+
+class FixedEnergy(th.nn.Module):
+    """A Q-network stand-in: ``q(a)`` of the action part of the critic's input ``[features, a]``."""
+
+    def __init__(self, q):
+        super().__init__()
+        self.q = q
+
+    def forward(self, q_input):
+        return self.q(q_input[..., -1:])
+
+
+def two_modes(actions):
+    """log(0.7 N(a; -0.5, 0.15^2) + 0.3 N(a; 0.5, 0.15^2)) up to a constant, for actions [..., 1]."""
+    components = th.cat(
+        [np.log(0.7) - 0.5 * ((actions + 0.5) / 0.15) ** 2, np.log(0.3) - 0.5 * ((actions - 0.5) / 0.15) ** 2], -1
+    )
+    return th.logsumexp(components, dim=-1, keepdim=True)
+
+
+def sampler_draws(q, steps, seed):
+    """Train the sampler alone with SQL's sampler loss against the energy ``q`` (alpha 1), then draw 5000 actions."""
+    model = SQL("MlpPolicy", OneStateEnv(), ent_coef=1.0, seed=seed, learning_rate=1e-3, policy_kwargs={"net_arch": [64, 64]})
+    model.critic.q_networks = th.nn.ModuleList([FixedEnergy(q)])
+    observations = th.zeros(16, 1)
+    for _ in range(steps):
+        loss, _, _ = model.sampler_loss(observations, 1.0)
+        model.actor.optimizer.zero_grad()
+        loss.backward()
+        model.actor.optimizer.step()
+    with th.no_grad():
+        return model.actor.pre_tanh_particles(th.zeros(1, 1), 5000).tanh()[0, :, 0].numpy()
+
+
+def test_sampler_loss_spreads_the_actions_uniformly_under_a_flat_energy():
+    # exp(0 / alpha) is uniform on [-1, 1]: a tenth of the actions beyond |a| = 0.9. Without the tanh
+    # Jacobian in log p(u) the pre-tanh particles drift apart and almost every action saturates.
+    actions = sampler_draws(lambda a: 0.0 * a, steps=300, seed=0)
+    assert 0.04 < np.mean(np.abs(actions) > 0.9) < 0.2
+    assert 0.45 < actions.std() < 0.7  # the uniform's: 1 / sqrt(3) = 0.577
+
+
+def test_sampler_loss_keeps_both_modes_with_their_weights():
+    # 70% of the mass at -0.5 and 30% at 0.5. Without the kernel's repulsive term the particles
+    # collapse onto one point.
+    actions = sampler_draws(two_modes, steps=600, seed=1)
+    assert abs(np.mean(actions < 0) - 0.7) < 0.1
+    assert 0.12 < actions[actions < 0].std() < 0.25 and 0.35 < actions.std() < 0.6

@@ -6,10 +6,11 @@ import pytest
 import torch as th
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import PROPERTY_SETTINGS, particle_sets
 
 from sb3_sql.kernels import adaptive_isotropic_gaussian_kernel
 from sb3_sql.svgd import post_tanh_log_correction, squash_log_jacobian, stein_direction
+
+from strategies import PROPERTY_SETTINGS, particle_sets
 
 
 def run_svgd(log_density, particles, n_steps, step_size=0.05, repulsive=True):
