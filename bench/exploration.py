@@ -20,8 +20,8 @@ Tasks (budgets in ``TASKS``; ``--timesteps`` / ``--eval-freq`` override them for
   reaches the goal again; the evaluations run in the blocked maze.
 - ``swimmer``: ``FinishLineSwimmer-v0`` (finish line at x = +2). Every ``eval_freq`` steps, 3
   stochastic and 3 deterministic episodes: the share crossing the line, the mean return and the
-  final x; ``train_x_min`` / ``train_x_max``: the extreme x of the training episodes since the
-  previous row (which direction it explored). ``first_success_step``: the first training crossing.
+  final x of the centre of mass; ``train_x_min`` / ``train_x_max``: its extreme x in the training
+  episodes since the previous row (which direction it explored). ``first_success_step``: the first training crossing.
 
 A seed "reaches the goal" (maze) or "crosses the line" (swimmer) within the budget when the final
 evaluation succeeds on at least half of its episodes in either mode (``SOLVED_SHARE``); the
@@ -104,7 +104,7 @@ def evaluate(model, env_id: str, env_kwargs: dict, n_episodes: int, seed: int, d
             done = terminated or truncated
         successes.append(bool(info["is_success"]))
         returns.append(total)
-        final_x.append(float(info.get("x_position", np.nan)))
+        final_x.append(float(info.get("com_x_position", np.nan)))
         paths.append(np.array(path))
         observation, _ = env.reset()
     env.close()
@@ -138,8 +138,9 @@ class ExplorationLog(BaseCallback):
         for info in self.locals["infos"]:
             if info.get("is_success") and self.first_success_step == "":
                 self.first_success_step = steps
-            if "x_position" in info:
-                self.x_range = [min(self.x_range[0], info["x_position"]), max(self.x_range[1], info["x_position"])]
+            if "com_x_position" in info:
+                x = info["com_x_position"]
+                self.x_range = [min(self.x_range[0], x), max(self.x_range[1], x)]
         if steps % self.eval_freq == 0:
             self.evaluate(steps)
         return True

@@ -1,10 +1,10 @@
 """SQL and SB3 SAC on FinishLineSwimmer-v0: which way does each swim, and does it reach the line?
 
 One seed of the finish-line experiment (Haarnoja et al., ICML 2017, section 5.2, Figure 3; the seeds
-are bench/exploration.py's). The swimmer is paid its speed along x in either direction, and 100
+are bench/exploration.py's). The swimmer is paid the speed of its centre of mass along x in either direction, and 100
 with the end of the episode when it reaches the finish line at x = +2. Trains each algorithm with
 the shipped hyperparameters (SQL: hyperparams/sql.yml; SAC: rl_zoo3's Swimmer-v4 entry) and
-records every training episode's return and final x. Prints the first training step at which
+records every training episode's return and the final x of its centre of mass. Prints the first training step at which
 the line was reached, and writes finish_line_swimmer_seed<seed>.png: the learning curves (episode
 return and final x vs env steps, the line dashed). About 25 minutes for SQL and 15 for SAC on one
 CPU core with the default 100000 steps.
@@ -43,7 +43,7 @@ class EpisodeLog(BaseCallback):
         self.total += float(self.locals["rewards"][0])
         if self.locals["dones"][0]:
             info = self.locals["infos"][0]
-            self.episodes.append((self.num_timesteps, self.total, float(info["x_position"]), bool(info["is_success"])))
+            self.episodes.append((self.num_timesteps, self.total, float(info["com_x_position"]), bool(info["is_success"])))
             self.total = 0.0
         return True
 
@@ -78,7 +78,7 @@ def main() -> None:
     x_axes.axhline(FINISH_DISTANCE, color="gray", linestyle="--", label="finish line")
     x_axes.axhline(0.0, color="gray", linewidth=0.5)
     return_axes.set(xlabel="env steps", ylabel="training episode return", title=f"{ENV_ID}, seed {args.seed}")
-    x_axes.set(xlabel="env steps", ylabel="final x of the episode (m)")
+    x_axes.set(xlabel="env steps", ylabel="final x of the centre of mass (m)")
     return_axes.legend()
     x_axes.legend()
     args.output_dir.mkdir(parents=True, exist_ok=True)

@@ -13,11 +13,13 @@ DT = 0.04  # Swimmer-v5: frame_skip 4 x timestep 0.01
 
 
 def step_from(env, x, x_velocity, action):
-    """Put the root at ``x`` moving at ``x_velocity`` (the rest at rest), then take one step."""
-    qpos, qvel = env.unwrapped.init_qpos.copy(), env.unwrapped.init_qvel.copy() * 0.0
+    """Put the straight swimmer's root at ``x`` moving at ``x_velocity`` (joints at rest), then take one step."""
+    qpos, qvel = np.zeros(env.unwrapped.model.nq), np.zeros(env.unwrapped.model.nv)
     qpos[0], qvel[0] = x, x_velocity
     env.unwrapped.set_state(qpos, qvel)
-    x_before = float(env.unwrapped.data.qpos[0])
+    # Straight, the three equal segments' centres are at x + 1, x and x - 1: the centre of mass is at x.
+    x_before = env.unwrapped.center_of_mass_x()
+    assert x_before == pytest.approx(x)
     observation, reward, terminated, truncated, info = env.step(np.array(action, dtype=np.float32))
     return x_before, observation, reward, terminated, truncated, info
 
@@ -42,13 +44,15 @@ def test_reward_is_speed_in_either_direction_minus_control_cost(velocity):
     env.reset(seed=0)
     action = [0.5, -1.0]
     x_before, observation, reward, terminated, _, info = step_from(env, 0.0, velocity, action)
-    x_after = info["x_position"]
-    assert observation[0] == pytest.approx(x_after)
+    x_after = info["com_x_position"]
+    assert observation[0] == pytest.approx(info["x_position"])  # the root's x is observed
+    assert x_after == pytest.approx(env.unwrapped.center_of_mass_x())
     assert np.sign(x_after - x_before) == np.sign(velocity)  # it did move that way
-    # |dx| / dt - 1e-4 * (0.25 + 1)
+    # |dx| / dt - 1e-4 * (0.25 + 1), dx the centre of mass's displacement
     expected = abs(x_after - x_before) / DT - 1e-4 * 1.25
     assert reward == pytest.approx(expected, rel=1e-5)
-    assert info["reward_forward"] == pytest.approx(abs(info["x_velocity"]))
+    assert info["reward_forward"] == pytest.approx(abs(info["com_x_velocity"]))
+    assert info["com_x_velocity"] == pytest.approx((x_after - x_before) / DT)
     assert info["reward_finish"] == 0.0 and not info["is_success"] and not terminated
 
 
@@ -56,12 +60,12 @@ def test_crossing_the_line_pays_the_bonus_and_terminates():
     env = gym.make("FinishLineSwimmer-v0")
     env.reset(seed=0)
     x_before, _, reward, terminated, truncated, info = step_from(env, 1.99, 1.0, [0.0, 0.0])
-    assert info["x_position"] >= 2.0 > x_before
+    assert info["com_x_position"] >= 2.0 > x_before
     assert terminated and not truncated and info["is_success"]
-    assert reward == pytest.approx(abs(info["x_position"] - x_before) / DT + 100.0, rel=1e-6)
+    assert reward == pytest.approx(abs(info["com_x_position"] - x_before) / DT + 100.0, rel=1e-6)
     # just short of the line, or behind the start going backwards: no bonus
     _, _, reward, terminated, _, info = step_from(env, 1.5, 0.0, [0.0, 0.0])
-    assert info["x_position"] < 2.0 and not terminated and info["reward_finish"] == 0.0
+    assert info["com_x_position"] < 2.0 and not terminated and info["reward_finish"] == 0.0
     _, _, reward, terminated, _, info = step_from(env, -2.5, -1.0, [0.0, 0.0])
     assert not terminated and reward > 0 and info["reward_finish"] == 0.0
 

@@ -6,34 +6,43 @@ along x in either direction, and a finish line on one side). Swimming forwards a
 the same speed reward, so the objective is bimodal; only the forward direction reaches the line
 and its bonus. A policy that commits early to swimming backwards never sees the bonus.
 
+The speed is the one of the swimmer's centre of mass, not of its front segment (Swimmer-v5's
+``x_velocity``): the front segment's x velocity swings back and forth with every stroke, so its
+absolute value pays for wiggling in place (a pilot of SQL earned a return of about 1700 in an
+episode that ended 0.4 m from the start). Internal torques cannot move the centre of mass; only
+the push of the fluid can, so its speed pays for swimming.
+
 Needs MuJoCo (``pip install gymnasium[mujoco]``); ``FinishLineSwimmer-v0`` is registered only when
 it is importable.
 """
 
 from typing import Any
 
+import mujoco
 import numpy as np
 from gymnasium.envs.mujoco.swimmer_v5 import SwimmerEnv
 
 # --- Task constants (documented in FinishLineSwimmerEnv's docstring). ---
-FINISH_DISTANCE = 2.0  # the finish line is x = +2 m (the root starts at x ~ 0; random torques wander ~0.5 m in 1000 steps)
-FINISH_BONUS = 100.0  # paid once, with termination, when the root's x reaches the line
+FINISH_DISTANCE = 2.0  # the finish line is x = +2 m (the centre of mass starts at x ~ 0; random torques move it ~0.2 m in 1000 steps)
+FINISH_BONUS = 100.0  # paid once, with termination, when the centre of mass reaches the line
 MAX_EPISODE_STEPS = 1000  # Swimmer-v5's time limit (40 s of simulation, dt = 0.04 s)
 
 
 class FinishLineSwimmerEnv(SwimmerEnv):
-    """Swimmer-v5 rewarded for ``|x velocity|`` and a bonus for crossing a finish line at ``x = +d``.
+    """Swimmer-v5 rewarded for the speed ``|v_x|`` of its centre of mass and a bonus at a finish line ``x = +d``.
 
     - dynamics, action (``[-1, 1]^2`` joint torques) and ``dt = 0.04`` s: Swimmer-v5's;
     - observation: Swimmer-v5's with the root's x and y positions kept (shape ``[10]``: positions
       ``qpos`` then velocities ``qvel``), because the bonus depends on x;
     - reward: ``forward_reward_weight * |v_x| - ctrl_cost_weight * ||a||^2`` with ``v_x`` the
-      root's x velocity over the step (Swimmer-v5's ``info["x_velocity"]``, m/s) and Swimmer-v5's
-      default weights 1 and 1e-4 (the control cost is Swimmer's own, kept); plus
-      ``finish_bonus`` (100) with termination on the first step whose final root x is at least
-      ``finish_distance`` (2.0). Registered as ``FinishLineSwimmer-v0`` with a 1000-step time limit;
-    - info: Swimmer-v5's, with ``reward_forward`` the speed term, ``reward_finish`` (0 or the
-      bonus) and ``is_success`` (the line was crossed at this step).
+      x velocity (m/s) of the swimmer's centre of mass over the step, ``(c'_x - c_x) / dt``, and
+      Swimmer-v5's default weights 1 and 1e-4 (the control cost is Swimmer's own, kept); plus
+      ``finish_bonus`` (100) with termination on the first step whose final centre of mass x is
+      at least ``finish_distance`` (2.0; the straight swimmer with its root at x = 0 has its
+      centre of mass at x = 0). Registered as ``FinishLineSwimmer-v0`` with a 1000-step limit;
+    - info: Swimmer-v5's (``x_position`` and ``x_velocity`` are the front segment's), with
+      ``com_x_position`` and ``com_x_velocity`` (the centre of mass's), ``reward_forward`` the speed
+      term, ``reward_finish`` (0 or the bonus) and ``is_success`` (the line was reached at this step).
 
     Going backwards (``-x``) pays the same speed reward but never the bonus.
 
@@ -55,10 +64,20 @@ class FinishLineSwimmerEnv(SwimmerEnv):
         self.finish_distance = float(finish_distance)
         self.finish_bonus = float(finish_bonus)
 
+    def center_of_mass_x(self) -> float:
+        """The x of the swimmer's centre of mass (m) in the current state: body masses times body centres."""
+        mujoco.mj_kinematics(self.model, self.data)
+        masses = self.model.body_mass
+        return float(masses @ self.data.xipos[:, 0] / masses.sum())
+
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        com_before = self.center_of_mass_x()
         observation, _, terminated, truncated, info = super().step(action)
-        speed_reward = self._forward_reward_weight * abs(float(info["x_velocity"]))
-        finished = bool(info["x_position"] >= self.finish_distance)
+        com_after = self.center_of_mass_x()
+        com_velocity = (com_after - com_before) / self.dt
+        speed_reward = self._forward_reward_weight * abs(com_velocity)
+        finished = com_after >= self.finish_distance
+        info["com_x_position"], info["com_x_velocity"] = com_after, com_velocity
         info["reward_forward"] = speed_reward
         info["reward_finish"] = self.finish_bonus if finished else 0.0
         info["is_success"] = finished
