@@ -181,9 +181,15 @@ def save_paths(paths: list[np.ndarray], filename: Path) -> None:
     np.save(filename, padded)
 
 
-def run_cell(task: str, algo: str, seed: int, out: Path, timesteps: int, eval_freq: int, sql_hyperparams: Path) -> Path:
-    """Train (or, for ``blocked``, continue) one cell and write its CSV; returns the CSV's path."""
-    env_id, env_kwargs, _, _, n_episodes = TASKS[task]
+def run_cell(
+    task: str, algo: str, seed: int, out: Path, timesteps: int, eval_freq: int, sql_hyperparams: Path, n_episodes: int | None = None
+) -> Path:
+    """Train (or, for ``blocked``, continue) one cell and write its CSV; returns the CSV's path.
+
+    ``n_episodes``: evaluation episodes per mode instead of the task's.
+    """
+    env_id, env_kwargs, _, _, task_episodes = TASKS[task]
+    n_episodes = n_episodes or task_episodes
     models = out / "models"
     models.mkdir(parents=True, exist_ok=True)
     kwargs = algo_kwargs(algo, env_id, sql_hyperparams)
@@ -195,7 +201,7 @@ def run_cell(task: str, algo: str, seed: int, out: Path, timesteps: int, eval_fr
         if not trained.with_suffix(".zip").exists():
             print(f"  no trained maze agent at {trained}.zip: running the maze cell first", flush=True)
             maze_steps, maze_freq = TASKS["maze"][2:4]
-            run_cell("maze", algo, seed, out, maze_steps, maze_freq, sql_hyperparams)
+            run_cell("maze", algo, seed, out, maze_steps, maze_freq, sql_hyperparams, n_episodes)
         env = gym.make(env_id, **env_kwargs)
         model = ALGOS[algo].load(trained.with_suffix(".zip"), env=env, device="cpu")
         model.load_replay_buffer(str(trained) + "_buffer.pkl")
@@ -318,6 +324,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--timesteps", type=int, help="env steps instead of the task's budget (pilots)")
     parser.add_argument("--eval-freq", type=int, help="evaluation interval instead of the task's")
+    parser.add_argument("--eval-episodes", type=int, help="evaluation episodes per mode instead of the task's")
     parser.add_argument("--out", type=Path, default=Path("bench/results/exploration"))
     parser.add_argument("--sql-hyperparams", type=Path, default=HYPERPARAMS, help="rl_zoo3 yaml with SQL's entries")
     parser.add_argument("--force", action="store_true", help="rerun the cell even if its CSV exists")
@@ -337,7 +344,7 @@ def main() -> None:
     if path.exists() and not args.force:
         print(f"{path} exists: skipped (--force reruns it)")
         return
-    run_cell(args.task, args.algo, args.seed, args.out, timesteps, eval_freq, args.sql_hyperparams)
+    run_cell(args.task, args.algo, args.seed, args.out, timesteps, eval_freq, args.sql_hyperparams, args.eval_episodes)
 
 
 if __name__ == "__main__":
