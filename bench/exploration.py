@@ -151,7 +151,9 @@ class ExplorationLog(BaseCallback):
     def evaluate(self, steps: int) -> None:
         env_id, env_kwargs, seed = self.cell["env_id"], self.cell["env_kwargs"], self.cell["seed"]
         results = {
-            mode: evaluate(self.model, env_id, env_kwargs, self.n_episodes, 10_000 + 100 * seed + offset, mode == "deterministic")
+            mode: evaluate(
+                self.model, env_id, env_kwargs, self.n_episodes, 10_000 + 100 * seed + offset, mode == "deterministic"
+            )
             for offset, mode in enumerate(MODES)
         }
         row = {"task": self.cell["task"], "algo": self.cell["algo"], "seed": seed, "timesteps": steps}
@@ -185,7 +187,14 @@ def save_paths(paths: list[np.ndarray], filename: Path) -> None:
 
 
 def run_cell(
-    task: str, algo: str, seed: int, out: Path, timesteps: int, eval_freq: int, sql_hyperparams: Path, n_episodes: int | None = None
+    task: str,
+    algo: str,
+    seed: int,
+    out: Path,
+    timesteps: int,
+    eval_freq: int,
+    sql_hyperparams: Path,
+    n_episodes: int | None = None,
 ) -> Path:
     """Train (or, for ``blocked``, continue) one cell and write its CSV; returns the CSV's path.
 
@@ -303,9 +312,15 @@ def plot(cells: dict, out: Path) -> None:
             for index, rows in enumerate(cells.get((task, algo), {}).values()):
                 steps = [int(row["timesteps"]) for row in rows]
                 label = algo if index == 0 else None
-                grid[0, column].plot(steps, [float(row["success_stochastic"]) for row in rows], color=colors[algo], alpha=0.6, label=label)
-                grid[1, column].plot(steps, [float(row["return_stochastic"]) for row in rows], color=colors[algo], alpha=0.6, label=label)
-        grid[0, column].set(title=f"{task}: one line per seed", xlabel="env steps", ylabel="stochastic success share", ylim=(-0.05, 1.05))
+                grid[0, column].plot(
+                    steps, [float(row["success_stochastic"]) for row in rows], color=colors[algo], alpha=0.6, label=label
+                )
+                grid[1, column].plot(
+                    steps, [float(row["return_stochastic"]) for row in rows], color=colors[algo], alpha=0.6, label=label
+                )
+        grid[0, column].set(
+            title=f"{task}: one line per seed", xlabel="env steps", ylabel="stochastic success share", ylim=(-0.05, 1.05)
+        )
         grid[1, column].set(xlabel="env steps", ylabel="stochastic evaluation return")
         grid[0, column].legend()
     figure.savefig(out / "exploration_curves.png", dpi=100)

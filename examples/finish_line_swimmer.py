@@ -1,13 +1,14 @@
 """SQL and SB3 SAC on FinishLineSwimmer-v0: which way does each swim, and does it reach the line?
 
-One seed of the finish-line experiment (Haarnoja et al., ICML 2017, section 5.2, Figure 3; the seeds
-are bench/exploration.py's). The swimmer is paid the speed of its centre of mass along x in either direction, and 100
-with the end of the episode when it reaches the finish line at x = +2. Trains each algorithm with
-the shipped hyperparameters (SQL: hyperparams/sql.yml; SAC: rl_zoo3's Swimmer-v4 entry) and
-records every training episode's return and the final x of its centre of mass. Prints the first training step at which
-the line was reached, and writes finish_line_swimmer_seed<seed>.png: the learning curves (episode
-return and final x vs env steps, the line dashed). About 25 minutes for SQL and 15 for SAC on one
-CPU core with the default 100000 steps.
+One seed of the finish-line experiment (Haarnoja et al., ICML 2017, section 5.2, Figure 3; the
+seeds are bench/exploration.py's). The swimmer is paid the speed at which its centre of mass
+moves away from its start along x, in either direction, and 100 with the end of the episode when
+it reaches the finish line at x = +2. Trains each algorithm with the shipped hyperparameters
+(SQL: hyperparams/sql.yml; SAC: rl_zoo3's Swimmer-v4 entry) and records every training
+episode's return and the final x of its centre of mass. Prints the first training step at which
+the line was reached, and writes finish_line_swimmer_seed<seed>.png: the learning curves
+(episode return and final x vs env steps, the line dashed). About 15 minutes for SQL and 25 for
+SAC on one (shared) CPU core with the default 100000 steps.
 
 Usage: python examples/finish_line_swimmer.py [--timesteps N] [--seed 0] [--algos SQL SAC] [--output-dir .]
 """

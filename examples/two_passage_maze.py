@@ -89,13 +89,21 @@ def main() -> None:
         print(f"{name}, door on the right, after {args.timesteps} steps (first training success at step {first.step}):")
         report("stochastic", successes, paths)
         report("deterministic", *maze_rollouts(model, args.eval_episodes, args.seed + 2000, True, "right"))
-        draw(grid[0, column], "right", successes, paths, f"{name}, {args.timesteps} steps: {int(successes.sum())}/{len(successes)} at the goal")
+        draw(
+            grid[0, column],
+            "right",
+            successes,
+            paths,
+            f"{name}, {args.timesteps} steps: {int(successes.sum())}/{len(successes)} at the goal",
+        )
         if args.blocked_steps > 0:
             model.set_env(gym.make(ENV_ID, open_passage="left"))
             first = FirstSuccess()
             model.learn(args.blocked_steps, callback=first, reset_num_timesteps=False)
             successes, paths = maze_rollouts(model, args.eval_episodes, seed=args.seed + 3000, open_passage="left")
-            print(f"{name}, door moved to the left, after {args.blocked_steps} more steps (first success again at step {first.step}):")
+            print(
+                f"{name}, door moved to the left, after {args.blocked_steps} more steps (first success again at step {first.step}):"
+            )
             report("stochastic", successes, paths)
             title = f"{name}, door moved, +{args.blocked_steps} steps: {int(successes.sum())}/{len(successes)}"
             draw(grid[1, column], "left", successes, paths, title)

@@ -105,12 +105,14 @@ def test_no_leak_along_the_top_of_the_arena():
     # (2.5, 4.9) + (-1, 1) is clipped to (1.5, 5); the segment meets the wall x = 2 at y = 4.95 and stops before it
     observation, *_ = step_from([2.5, 4.9], [-1.0, 1.0])
     assert observation[0] > 2.0
-    np.testing.assert_allclose(observation, [2.5 - (0.5 - 0.01 / np.hypot(1.0, 0.1)), 4.9 + 0.1 * (0.5 - 0.01 / np.hypot(1.0, 0.1))], atol=1e-6)
+    np.testing.assert_allclose(
+        observation, [2.5 - (0.5 - 0.01 / np.hypot(1.0, 0.1)), 4.9 + 0.1 * (0.5 - 0.01 / np.hypot(1.0, 0.1))], atol=1e-6
+    )
 
 
 def test_goal_reward_and_termination():
     # (-1.5, 2.5) + (1, 0) = (-0.5, 2.5), 0.5 from the goal: -0.5 + 10, terminated
-    observation, reward, terminated, _, info = step_from([-1.5, 2.5], [1.0, 0.0])
+    _, reward, terminated, _, info = step_from([-1.5, 2.5], [1.0, 0.0])
     assert reward == pytest.approx(9.5)
     assert terminated and info["is_success"]
     # exactly at distance 1 the goal is not reached (strict inequality)

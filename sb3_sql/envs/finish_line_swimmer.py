@@ -27,7 +27,8 @@ import numpy as np
 from gymnasium.envs.mujoco.swimmer_v5 import SwimmerEnv
 
 # --- Task constants (documented in FinishLineSwimmerEnv's docstring). ---
-FINISH_DISTANCE = 2.0  # the finish line is x = +2 m (the centre of mass starts at x ~ 0; random torques move it ~0.2 m in 1000 steps)
+# The finish line is x = +2 m: the centre of mass starts at x ~ 0, and random torques move it ~0.2 m in 1000 steps.
+FINISH_DISTANCE = 2.0
 FINISH_BONUS = 100.0  # paid once, with termination, when the centre of mass reaches the line
 SPEED_REWARDS = ("away_from_start", "absolute")
 MAX_EPISODE_STEPS = 1000  # Swimmer-v5's time limit (40 s of simulation, dt = 0.04 s)

@@ -190,12 +190,20 @@ class TwoPassageMazeEnv(gym.Env):
         distance = float(np.linalg.norm(self.position - GOAL))
         terminated = distance < GOAL_RADIUS
         reward = -DISTANCE_COEFF * distance + (GOAL_REWARD if terminated else 0.0)
-        return self.position.astype(np.float32), reward, terminated, False, {"is_success": terminated, "passage": self.open_passage}
+        return (
+            self.position.astype(np.float32),
+            reward,
+            terminated,
+            False,
+            {"is_success": terminated, "passage": self.open_passage},
+        )
 
     def render(self) -> np.ndarray | None:
         """Walls, goal, start, the path so far and the position as an RGB image ``[400, 400, 3]`` (uint8)."""
         if self.render_mode is None:
-            gym.logger.warn('Calling render() without a render_mode; use gym.make("TwoPassageMaze-v0", render_mode="rgb_array").')
+            gym.logger.warn(
+                'Calling render() without a render_mode; use gym.make("TwoPassageMaze-v0", render_mode="rgb_array").'
+            )
             return None
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -219,7 +227,9 @@ def draw_maze(axes: Any, open_passage: str = "right", paths: Any = (), colors: A
     """
     from matplotlib.patches import Circle, Rectangle
 
-    axes.add_patch(Rectangle((-ARENA_LIMIT, -ARENA_LIMIT), 2 * ARENA_LIMIT, 2 * ARENA_LIMIT, fill=False, color="black", linewidth=2))
+    axes.add_patch(
+        Rectangle((-ARENA_LIMIT, -ARENA_LIMIT), 2 * ARENA_LIMIT, 2 * ARENA_LIMIT, fill=False, color="black", linewidth=2)
+    )
     for wall in maze_walls(open_passage):
         axes.plot(wall[:, 0], wall[:, 1], color="black", linewidth=3)
     axes.add_patch(Circle(tuple(GOAL), GOAL_RADIUS, color="tab:green", alpha=0.4, label="goal"))
