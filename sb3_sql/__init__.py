@@ -1,7 +1,7 @@
 """sb3_sql: Soft Q-Learning (Haarnoja et al., ICML 2017) for Stable-Baselines3."""
 
 from sb3_sql.compose import ComposedPolicy, compose
-from sb3_sql.envs import MultiGoalEnv
+from sb3_sql.envs import MultiGoalEnv, TwoPassageMazeEnv
 from sb3_sql.policies import (
     CnnSoftQPolicy,
     CnnSVGDPolicy,
@@ -31,6 +31,7 @@ __all__ = [
     "ResumableCheckpointCallback",
     "SVGDPolicy",
     "SoftQPolicy",
+    "TwoPassageMazeEnv",
     "__version__",
     "compose",
     "load_checkpoint",

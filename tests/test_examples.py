@@ -2,6 +2,8 @@ import runpy
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -54,3 +56,28 @@ def test_finetune_example_prints_both_curves(tmp_path, monkeypatch, capsys):
         curve = next(line for line in printed.splitlines() if line.startswith(f"  {name}:"))
         assert [point.split(":")[0] for point in curve.split(": ", 1)[1].split()] == ["100", "200"]
     assert "fine-tuned reaches it at step" in printed
+
+
+def test_two_passage_maze_example_reports_both_agents_and_draws_the_paths(tmp_path, monkeypatch, capsys):
+    argv = ["two_passage_maze.py", "--timesteps", "200", "--blocked-steps", "100", "--eval-episodes", "3"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--output-dir", str(tmp_path)])
+    runpy.run_path(str(EXAMPLES / "two_passage_maze.py"), run_name="__main__")
+    assert (tmp_path / "two_passage_maze_seed0.png").stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    for name in ("SQL", "SAC"):
+        assert f"{name}, door on the right, after 200 steps" in printed
+        assert f"{name}, door moved to the left, after 100 more steps" in printed
+    reports = [line for line in printed.splitlines() if line.startswith("  stochastic: goal reached in")]
+    assert len(reports) == 4 and all(" of 3 episodes" in line for line in reports)
+
+
+def test_finish_line_swimmer_example_prints_crossings_and_draws_curves(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("mujoco")
+    argv = ["finish_line_swimmer.py", "--timesteps", "1100", "--output-dir", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(EXAMPLES / "finish_line_swimmer.py"), run_name="__main__")
+    assert (tmp_path / "finish_line_swimmer_seed0.png").stat().st_size > 10_000
+    printed = capsys.readouterr().out
+    for name in ("SQL", "SAC"):
+        assert f"{name}: 1 training episodes in 1100 steps" in printed
+    assert printed.count("finish line first reached at step:") == 2
