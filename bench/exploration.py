@@ -51,10 +51,10 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HYPERPARAMS, rl_zoo_kwargs, zoo_kwargs  # noqa: E402
+from sb3_sql import SQL
+from sb3_sql.envs.two_passage_maze import passage_of
 
-from sb3_sql import SQL  # noqa: E402
-from sb3_sql.envs.two_passage_maze import passage_of  # noqa: E402
+from common import HYPERPARAMS, rl_zoo_kwargs, zoo_kwargs
 
 # task -> (env id, env kwargs, env steps, evaluation every this many steps, evaluation episodes per mode).
 # Budgets from the one-seed pilot in docs/exploration.md: on the maze SQL reached the goal only from
@@ -171,8 +171,9 @@ class ExplorationLog(BaseCallback):
         self.last_paths = results["stochastic"]["paths"]
         print(
             f"  {steps:>7} steps: success det {row['success_deterministic']} sto {row['success_stochastic']}, "
-            f"return det {row['return_deterministic']} sto {row['return_stochastic']}, first success {row['first_success_step']}, "
-            f"left/right {row['left_stochastic']}/{row['right_stochastic']}, x det/sto {row['x_deterministic']}/{row['x_stochastic']}, "
+            f"return det {row['return_deterministic']} sto {row['return_stochastic']}, "
+            f"first success {row['first_success_step']}, left/right {row['left_stochastic']}/{row['right_stochastic']}, "
+            f"x det/sto {row['x_deterministic']}/{row['x_stochastic']}, "
             f"train x {row.get('train_x_min', '')}..{row.get('train_x_max', '')} ({row['wall_s']} s)",
             flush=True,
         )

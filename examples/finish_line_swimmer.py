@@ -25,10 +25,10 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from common import HYPERPARAMS, rl_zoo_kwargs, zoo_kwargs  # noqa: E402
+from sb3_sql import SQL
+from sb3_sql.envs.finish_line_swimmer import FINISH_DISTANCE
 
-from sb3_sql import SQL  # noqa: E402
-from sb3_sql.envs.finish_line_swimmer import FINISH_DISTANCE  # noqa: E402
+from common import HYPERPARAMS, rl_zoo_kwargs, zoo_kwargs
 
 ENV_ID = "FinishLineSwimmer-v0"
 

@@ -26,10 +26,10 @@ from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-from common import HYPERPARAMS, zoo_kwargs  # noqa: E402
+from sb3_sql import SQL
+from sb3_sql.envs.two_passage_maze import draw_maze, maze_rollouts, passage_of
 
-from sb3_sql import SQL  # noqa: E402
-from sb3_sql.envs.two_passage_maze import draw_maze, maze_rollouts, passage_of  # noqa: E402
+from common import HYPERPARAMS, zoo_kwargs
 
 ENV_ID = "TwoPassageMaze-v0"
 SHARED = ("policy_kwargs", "learning_rate", "batch_size", "learning_starts", "gamma")
@@ -56,7 +56,7 @@ def report(name: str, successes: np.ndarray, paths: list[np.ndarray]) -> None:
 def draw(axes, open_passage: str, successes: np.ndarray, paths: list[np.ndarray], title: str) -> None:
     colors = [
         "tab:green" if success else {"left": "tab:red", "right": "tab:blue"}.get(passage_of(path), "tab:gray")
-        for success, path in zip(successes, paths)
+        for success, path in zip(successes, paths, strict=True)
     ]
     draw_maze(axes, open_passage, paths, colors)
     axes.set_title(title, fontsize=9)
@@ -102,7 +102,8 @@ def main() -> None:
             model.learn(args.blocked_steps, callback=first, reset_num_timesteps=False)
             successes, paths = maze_rollouts(model, args.eval_episodes, seed=args.seed + 3000, open_passage="left")
             print(
-                f"{name}, door moved to the left, after {args.blocked_steps} more steps (first success again at step {first.step}):"
+                f"{name}, door moved to the left, after {args.blocked_steps} more steps "
+                f"(first success again at step {first.step}):"
             )
             report("stochastic", successes, paths)
             title = f"{name}, door moved, +{args.blocked_steps} steps: {int(successes.sum())}/{len(successes)}"

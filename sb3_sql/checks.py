@@ -10,7 +10,7 @@ import zipfile
 from collections.abc import Iterable
 
 import torch as th
-from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 
 #: Members every Stable-Baselines3 model archive holds (``BaseAlgorithm.save``).
 ARCHIVE_MEMBERS = ("data", "policy.pth")
@@ -23,7 +23,11 @@ def _is_finite(values: th.Tensor | dict[str, th.Tensor]) -> bool:
 
 
 def check_finite_update(
-    name: str, loss: th.Tensor, parameters: Iterable[th.nn.Parameter], ent_coef: float, replay_data: ReplayBufferSamples
+    name: str,
+    loss: th.Tensor,
+    parameters: Iterable[th.nn.Parameter],
+    ent_coef: float,
+    replay_data: ReplayBufferSamples | DictReplayBufferSamples,
 ) -> None:
     """Refuse an optimizer step whose loss or gradients are not finite (NaN or +-Inf).
 

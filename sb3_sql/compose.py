@@ -10,11 +10,12 @@ with the critics frozen and no new environment interaction.
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.policies import BaseModel, ContinuousCritic
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
@@ -56,7 +57,7 @@ class ComposedCritic(BaseModel):
     def forward(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
         """The composed soft Q-value, shape ``[batch, 1]``, as a 1-tuple like ``ContinuousCritic``."""
         q_values = [th.min(th.cat(critic(obs, actions), dim=1), dim=1, keepdim=True).values for critic in self.critics]
-        return (sum(weight * q for weight, q in zip(self.weights, q_values, strict=True)),)
+        return (th.stack([weight * q for weight, q in zip(self.weights, q_values, strict=True)]).sum(dim=0),)
 
 
 class ComposedPolicy(SVGDPolicy):
@@ -98,8 +99,9 @@ class ComposedPolicy(SVGDPolicy):
         super().__init__(observation_space, action_space, lr_schedule, **{**kwargs, "share_features_extractor": False})
 
     def make_critic(self, features_extractor: nn.Module | None = None) -> ComposedCritic:  # type: ignore[override]
+        assert isinstance(self.action_space, spaces.Box)
         critics = [
-            SVGDPolicy(self.observation_space, self.action_space, self._dummy_schedule, **constituent).critic
+            SVGDPolicy(self.observation_space, self.action_space, self._dummy_schedule, **constituent).critic  # type: ignore[arg-type]
             for constituent in self.constituents
         ]
         return ComposedCritic(self.observation_space, self.action_space, critics, self.weights).to(self.device)
@@ -112,10 +114,12 @@ class ComposedPolicy(SVGDPolicy):
     @staticmethod
     def particle_q_values(critic: ComposedCritic, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:  # type: ignore[override]
         """``sum_i w_i min_j Q_ij(s, a_k)``, shape ``[batch, K]`` (see ``SVGDPolicy.particle_q_values``)."""
-        return sum(
-            weight * SVGDPolicy.particle_q_values(constituent, obs, actions)
-            for weight, constituent in zip(critic.weights, critic.critics, strict=True)
-        )
+        return th.stack(
+            [
+                weight * SVGDPolicy.particle_q_values(cast(ContinuousCritic, constituent), obs, actions)
+                for weight, constituent in zip(critic.weights, critic.critics, strict=True)
+            ]
+        ).sum(dim=0)
 
 
 def _constituent_parameters(policy: SVGDPolicy) -> dict[str, Any]:
@@ -152,7 +156,7 @@ def _checked_inputs(
             )
     if not isinstance(first.observation_space, spaces.Box):
         raise ValueError(f"compose() supports Box observation spaces, got {first.observation_space}")
-    constituents = [_constituent_parameters(model.policy) for model in models]
+    constituents = [_constituent_parameters(cast(SVGDPolicy, model.policy)) for model in models]
     if weights is None:
         weights = [1.0 / len(models)] * len(models)
     weight_array = np.asarray(weights, dtype=np.float64)
@@ -239,7 +243,7 @@ def compose(
     sampler_parameters = {key: value for key, value in constituents[0].items() if key not in critic_only}
     composed = SQL(
         ComposedPolicy,
-        env=None,
+        env=None,  # type: ignore[arg-type]  # spaces set below, no environment
         learning_rate=first.lr_schedule(first._current_progress_remaining) if learning_rate is None else learning_rate,
         buffer_size=first.buffer_size,
         learning_starts=first.learning_starts,
@@ -260,9 +264,10 @@ def compose(
     )
     composed.observation_space, composed.action_space, composed.n_envs = first.observation_space, first.action_space, 1
     composed._setup_model()
+    composed_critic, composed_target = cast(ComposedCritic, composed.critic), cast(ComposedCritic, composed.critic_target)
     for index, model in enumerate(models):
-        composed.critic.critics[index].load_state_dict(model.critic.state_dict())
-        composed.critic_target.critics[index].load_state_dict(model.critic_target.state_dict())
+        composed_critic.critics[index].load_state_dict(model.critic.state_dict())
+        composed_target.critics[index].load_state_dict(model.critic_target.state_dict())
 
     shares = [len(share) for share in np.array_split(np.arange(batch_size), len(models))]
     if observations is not None:
@@ -273,7 +278,9 @@ def compose(
         if observations is None:
             batch = th.cat(
                 [
-                    model.replay_buffer.sample(share, env=model._vec_normalize_env).observations.to(composed.device)
+                    cast(ReplayBuffer, model.replay_buffer)
+                    .sample(share, env=model._vec_normalize_env)
+                    .observations.to(composed.device)
                     for model, share in zip(models, shares, strict=True)
                 ]
             )

@@ -59,12 +59,15 @@ def bandwidth_scales(rule: str | float | tuple[float, ...], n_fixed: int, n_part
         if rule == "multiscale":
             return MULTISCALE
         raise ValueError(f"kernel_bandwidth must be one of {BANDWIDTH_RULES} or positive scales, got {rule!r}")
-    scales = (rule,) if np.isscalar(rule) else tuple(rule)
+    try:
+        scales = (float(rule),) if isinstance(rule, (int, float)) else tuple(float(scale) for scale in rule)
+    except (TypeError, ValueError):
+        scales = ()
     if not scales or not all(np.isfinite(scale) and scale > 0 for scale in scales):
         raise ValueError(
             f"kernel_bandwidth scales must be positive finite numbers (relative to median / log Kx), got {rule!r}"
         )
-    return tuple(float(scale) for scale in scales)
+    return scales
 
 
 def adaptive_isotropic_gaussian_kernel(xs: th.Tensor, ys: th.Tensor, scales: tuple[float, ...] = (1.0,)) -> KernelOutput:

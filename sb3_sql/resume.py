@@ -98,9 +98,7 @@ class ResumableCheckpointCallback(CheckpointCallback):
     def __init__(self, save_freq: int, save_path: str, name_prefix: str = "rl_model", verbose: int = 0):
         if save_freq < 1:
             raise ValueError(f"save_freq must be at least 1 call to env.step(), got {save_freq}")
-        super().__init__(
-            save_freq, save_path, name_prefix, save_replay_buffer=True, save_vecnormalize=True, verbose=verbose
-        )
+        super().__init__(save_freq, save_path, name_prefix, save_replay_buffer=True, save_vecnormalize=True, verbose=verbose)
         self.last_checkpoint_timesteps = 0
 
     def _init_callback(self) -> None:
@@ -204,9 +202,7 @@ def load_checkpoint(
     if os.path.exists(vec_normalize_path):
         env = model_class._wrap_env(env)
         if unwrap_vec_normalize(env) is not None:
-            raise ValueError(
-                f"Pass env without VecNormalize: its statistics are loaded from {vec_normalize_path!r}."
-            )
+            raise ValueError(f"Pass env without VecNormalize: its statistics are loaded from {vec_normalize_path!r}.")
         env = VecNormalize.load(vec_normalize_path, env)
     model = model_class.load(checkpoint_path("", "zip"), env=env, force_reset=False, **load_kwargs)
     model.load_replay_buffer(checkpoint_path("replay_buffer_", "pkl"))  # type: ignore[attr-defined]

@@ -1,8 +1,8 @@
 """Soft values: importance sampled for continuous actions, exact for discrete ones.
 
 Source: Haarnoja et al., ICML 2017, Eq. 5 (exact, discrete actions) and Eq. 10 with a uniform
-proposal on ``[-1, 1]^D`` (continuous actions); the soft double-Q estimate is from the seed
-notes on maximum-entropy RL (ALGORITHM.md section 6).
+proposal on ``[-1, 1]^D`` (continuous actions); the soft double-Q estimate applies double
+Q-learning (van Hasselt, NIPS 2010) to the soft value (docs/method.md, "Discrete soft Q-learning").
 """
 
 import numpy as np

@@ -9,7 +9,7 @@ import io
 import pathlib
 import warnings
 from collections.abc import Iterable
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, cast
 
 import numpy as np
 import torch as th
@@ -23,6 +23,7 @@ from stable_baselines3.common.type_aliases import (
     DictReplayBufferSamples,
     GymEnv,
     MaybeCallback,
+    PyTorchObs,
     ReplayBufferSamples,
     Schedule,
 )
@@ -110,7 +111,10 @@ class SQL(OffPolicyAlgorithm):
     :param replay_buffer_class: replay buffer class to use (for instance ``HerReplayBuffer``).
     :param replay_buffer_kwargs: keyword arguments for the replay buffer.
     :param optimize_memory_usage: enable the memory efficient variant of the replay buffer.
-    :param n_steps: n-step returns (SB3's ``NStepReplayBuffer``) when larger than 1.
+    :param n_steps: n-step returns (SB3's ``NStepReplayBuffer``) when larger than 1. The soft
+        target then adds the raw rewards of the intermediate steps without their entropy bonus
+        (the buffer keeps no intermediate states to evaluate it at): a deviation from the soft
+        Bellman equation, small when ``ent_coef`` is small against the rewards.
     :param ent_coef: the temperature ``alpha`` (a positive float) of the maximum-entropy
         objective, in reward units. The reference code keeps ``alpha = 1`` and multiplies
         rewards by ``reward_scale``: that is ``ent_coef = 1 / reward_scale`` (Q measured in
@@ -235,7 +239,7 @@ class SQL(OffPolicyAlgorithm):
         if env is not None:
             self._check_action_space(env.action_space)
             if isinstance(policy, str) and isinstance(env.action_space, spaces.Discrete):
-                policy = self.discrete_policy_aliases.get(policy, policy)  # unknown names: SB3's error
+                policy = self.discrete_policy_aliases.get(policy, policy)  # type: ignore[assignment]  # unknown names: SB3's error
         super().__init__(
             policy,
             env,
@@ -324,6 +328,19 @@ class SQL(OffPolicyAlgorithm):
             )
 
     @property
+    def _svgd_policy(self) -> SVGDPolicy:
+        assert isinstance(self.policy, SVGDPolicy), "continuous actions only"
+        return self.policy
+
+    @property
+    def _continuous_critic(self) -> ContinuousCritic:
+        return cast(ContinuousCritic, self.critic)
+
+    @property
+    def _continuous_critic_target(self) -> ContinuousCritic:
+        return cast(ContinuousCritic, self.critic_target)
+
+    @property
     def discrete_actions(self) -> bool:
         """Whether the action space is ``Discrete`` (soft Q-learning proper, no sampler)."""
         return isinstance(self.action_space, spaces.Discrete)
@@ -341,9 +358,7 @@ class SQL(OffPolicyAlgorithm):
             )
         # 0 is allowed: it freezes the networks (rl_zoo3's enjoy loads models with learning_rate=0).
         if not (callable(self.learning_rate) or (np.isfinite(self.learning_rate) and self.learning_rate >= 0)):
-            raise ValueError(
-                f"learning_rate must be a non-negative finite float or a schedule, got {self.learning_rate}"
-            )
+            raise ValueError(f"learning_rate must be a non-negative finite float or a schedule, got {self.learning_rate}")
         if self.buffer_size < 1:
             raise ValueError(f"buffer_size must be at least 1, got {self.buffer_size}")
         # A batch larger than the buffer is allowed: SB3's buffers sample with replacement (as for SAC).
@@ -461,7 +476,7 @@ class SQL(OffPolicyAlgorithm):
             self.ent_coef_optimizer = th.optim.Adam([self.policy.log_ent_coef], lr=self.lr_schedule(1))
 
     def _create_aliases(self) -> None:
-        if not self.discrete_actions:
+        if isinstance(self.policy, SVGDPolicy):
             self.actor = self.policy.actor
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
@@ -478,7 +493,7 @@ class SQL(OffPolicyAlgorithm):
         if self.ent_coef_optimizer is not None:
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
-        if self.discrete_actions and callable(self.ent_coef):
+        if isinstance(self.policy, SoftQPolicy) and callable(self.ent_coef):
             # The Boltzmann policy acts, and the soft value is computed, at the scheduled temperature.
             self.policy.log_ent_coef.data.fill_(np.log(self._current_ent_coef()))
 
@@ -557,7 +572,9 @@ class SQL(OffPolicyAlgorithm):
         discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
         with th.no_grad():
             value_actions = 2.0 * th.rand(self.value_n_particles, action_dim, device=self.device) - 1.0  # [M, D]
-            next_q_values = self.policy.particle_q_values(self.critic_target, replay_data.next_observations, value_actions)
+            next_q_values = self._svgd_policy.particle_q_values(
+                self._continuous_critic_target, replay_data.next_observations, value_actions
+            )
             next_soft_value = importance_sampled_soft_value(next_q_values, alpha, action_dim).unsqueeze(-1)  # [batch, 1]
             # `dones` is true termination only (SB3 keeps time-limit truncations non-terminal).
             target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_value
@@ -582,12 +599,13 @@ class SQL(OffPolicyAlgorithm):
     def _current_ent_coef(self) -> float:
         """The temperature ``alpha`` now: the learnt one (``"auto"``), the schedule's value, or ``ent_coef``."""
         if isinstance(self.ent_coef, str):
+            assert isinstance(self.policy, SoftQPolicy)  # "auto" is refused for continuous actions
             return float(self.policy.log_ent_coef.detach().exp())
         if callable(self.ent_coef):
             return float(self.ent_coef(self._current_progress_remaining))
         return float(self.ent_coef)
 
-    def sampler_loss(self, observations: th.Tensor, alpha: float) -> tuple[th.Tensor, KernelOutput, th.Tensor]:
+    def sampler_loss(self, observations: PyTorchObs, alpha: float) -> tuple[th.Tensor, KernelOutput, th.Tensor]:
         """The amortized SVGD loss of the sampler on a batch of states (Eq. 13 and 14).
 
         The energy is ``self.critic`` (its parameters get no gradient); composition
@@ -605,13 +623,13 @@ class SQL(OffPolicyAlgorithm):
         if self.particle_space == "pre_tanh":
             # log p(u) = Q(s, tanh u) / alpha + sum_d log(1 - tanh^2 u_d)
             fixed.requires_grad_(True)
-            fixed_q = self.policy.particle_q_values(self.critic, observations, th.tanh(fixed))
+            fixed_q = self._svgd_policy.particle_q_values(self._continuous_critic, observations, th.tanh(fixed))
             log_p = fixed_q / alpha + squash_log_jacobian(fixed)
             fixed_particles, updated_particles = fixed, updated
         else:
             # Reference code: particles are actions, log p(a) = Q(s, a) / alpha + sum_d log(1 - a_d^2 + eps)
             fixed_actions = th.tanh(fixed).requires_grad_(True)
-            fixed_q = self.policy.particle_q_values(self.critic, observations, fixed_actions)
+            fixed_q = self._svgd_policy.particle_q_values(self._continuous_critic, observations, fixed_actions)
             log_p = fixed_q / alpha + post_tanh_log_correction(fixed_actions)
             fixed_particles, updated_particles = fixed_actions, th.tanh(updated)
         (grad_log_p,) = th.autograd.grad(log_p.sum(), fixed_particles)  # [batch, Kx, D], critic untouched
@@ -640,7 +658,7 @@ class SQL(OffPolicyAlgorithm):
             # Exact soft value of the next state (Eq. 5), from the target critic(s) [batch, A].
             next_q_values = self.critic_target(replay_data.next_observations)
             if self.soft_double_q:
-                next_soft_value = soft_double_q_value(*next_q_values, alpha)
+                next_soft_value = soft_double_q_value(next_q_values[0], next_q_values[1], alpha)
             else:
                 next_soft_value = exact_soft_value(th.stack(next_q_values).min(dim=0).values, alpha)
             # Soft Bellman target (Eq. 7); `dones` is true termination only.

@@ -1,7 +1,7 @@
 """The Stein variational direction and the log-densities of the SVGD particles.
 
 Source: Haarnoja et al., ICML 2017, Eq. 13-14; Liu & Wang, "Stein Variational Gradient Descent",
-NIPS 2016. The particle spaces are described in ``ALGORITHM.md`` section 3.
+NIPS 2016. The particle spaces are described in the documentation (docs/method.md, "The particle spaces").
 """
 
 import numpy as np
@@ -49,7 +49,7 @@ def post_tanh_log_correction(actions: th.Tensor) -> th.Tensor:
     """The reference code's squash correction in action space: ``sum_d log(1 - a_d^2 + 1e-6)``.
 
     With it the sampler converges to ``exp(Q/alpha) * prod_d (1 - a_d^2)`` rather than
-    ``exp(Q/alpha)`` (``ALGORITHM.md`` section 3); kept to reproduce the reference results.
+    ``exp(Q/alpha)`` (docs/method.md, "The particle spaces"); kept to reproduce the reference results.
 
     :param actions: particles ``a`` in ``(-1, 1)``, shape ``[..., D]``.
     :return: shape ``[...]``.

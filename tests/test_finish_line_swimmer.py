@@ -4,10 +4,10 @@ import pytest
 
 pytest.importorskip("mujoco")
 
-from gymnasium.utils.env_checker import check_env  # noqa: E402
+from gymnasium.utils.env_checker import check_env
 
-import sb3_sql  # noqa: E402, F401  (registers the environments)
-from sb3_sql.envs.finish_line_swimmer import FinishLineSwimmerEnv  # noqa: E402
+import sb3_sql  # noqa: F401  (registers the environments)
+from sb3_sql.envs.finish_line_swimmer import FinishLineSwimmerEnv
 
 DT = 0.04  # Swimmer-v5: frame_skip 4 x timestep 0.01
 

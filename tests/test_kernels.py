@@ -11,7 +11,7 @@ from strategies import PROPERTY_SETTINGS, particle_sets
 
 
 def test_closed_form_case():
-    # ALGORITHM.md section 4: Kx=2, Ky=1, D=1, x=(0,0), y=1.
+    # The worked example of docs/method.md, "The kernel": Kx=2, Ky=1, D=1, x=(0,0), y=1.
     kernel = adaptive_isotropic_gaussian_kernel(th.zeros(2, 1), th.ones(1, 1))
     assert kernel.bandwidth.item() == pytest.approx(1 / math.log(2))
     assert kernel.values.squeeze().tolist() == pytest.approx([0.5, 0.5])

@@ -128,7 +128,7 @@ def test_hand_computed_path_through_the_door():
     env.reset(seed=0)
     env.position = START.copy()
     total = 0.0
-    for move, position in zip(moves, positions):
+    for move, position in zip(moves, positions, strict=True):
         observation, reward, terminated, *_ = env.step(np.array(move, dtype=np.float32))
         np.testing.assert_allclose(observation, position, atol=1e-6)
         total += reward

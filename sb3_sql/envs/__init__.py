@@ -24,14 +24,15 @@ if "TwoPassageMaze-v0" not in gym.registry:
 
 try:  # MuJoCo is optional (gymnasium[mujoco])
     from sb3_sql.envs.finish_line_swimmer import MAX_EPISODE_STEPS as SWIMMER_MAX_EPISODE_STEPS
-    from sb3_sql.envs.finish_line_swimmer import FinishLineSwimmerEnv
+
+    _HAS_MUJOCO = True
 except (ImportError, gym.error.DependencyNotInstalled):  # the latter is no ImportError
-    FinishLineSwimmerEnv = None
-if FinishLineSwimmerEnv is not None and "FinishLineSwimmer-v0" not in gym.registry:
+    _HAS_MUJOCO = False
+if _HAS_MUJOCO and "FinishLineSwimmer-v0" not in gym.registry:
     gym.register(
         id="FinishLineSwimmer-v0",
         entry_point="sb3_sql.envs.finish_line_swimmer:FinishLineSwimmerEnv",
         max_episode_steps=SWIMMER_MAX_EPISODE_STEPS,
     )
 
-__all__ = ["FinishLineSwimmerEnv", "MultiGoalEnv", "TwoPassageMazeEnv"]
+__all__ = ["MultiGoalEnv", "TwoPassageMazeEnv"]

@@ -51,7 +51,8 @@ class FinishLineSwimmerEnv(SwimmerEnv):
       centre of mass at x = 0). Registered as ``FinishLineSwimmer-v0`` with a 1000-step limit;
     - info: Swimmer-v5's (``x_position`` and ``x_velocity`` are the front segment's), with
       ``com_x_position`` and ``com_x_velocity`` (the centre of mass's), ``com_x_start`` (``c0_x``),
-      ``reward_forward`` the speed term, ``reward_finish`` (0 or the bonus) and ``is_success`` (the line was reached at this step).
+      ``reward_forward`` the speed term, ``reward_finish`` (0 or the bonus) and ``is_success`` (the line
+      was reached at this step).
 
     Going backwards (``-x``) pays the same speed reward but never the bonus.
 
@@ -95,7 +96,7 @@ class FinishLineSwimmerEnv(SwimmerEnv):
         self.start_com_x = self.center_of_mass_x()
         return observation
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
         com_before = self.center_of_mass_x()
         observation, _, terminated, truncated, info = super().step(action)
         com_after = self.center_of_mass_x()

@@ -146,7 +146,9 @@ class TwoPassageMazeEnv(gym.Env):
     :raises ValueError: for another ``render_mode`` or ``open_passage``.
     """
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 10}  # noqa: RUF012  (gymnasium declares it an instance variable)
+
+    action_space: spaces.Box
 
     def __init__(self, render_mode: str | None = None, open_passage: str = "right"):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -235,7 +237,7 @@ def draw_maze(axes: Any, open_passage: str = "right", paths: Any = (), colors: A
     axes.add_patch(Circle(tuple(GOAL), GOAL_RADIUS, color="tab:green", alpha=0.4, label="goal"))
     axes.plot(*START, "s", color="tab:orange", markersize=8, label="start")
     colors = colors if colors is not None else ["tab:blue"] * len(paths)
-    for path, color in zip(paths, colors):
+    for path, color in zip(paths, colors, strict=False):
         path = np.asarray(path)
         axes.plot(path[:, 0], path[:, 1], color=color, linewidth=0.8, alpha=0.6)
     margin = 0.2
