@@ -26,10 +26,6 @@ exclude_patterns = ["_build"]
 # MyST: $...$ and $$...$$ maths (with equation labels), ::: fences, and anchors for ## and ### headings.
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
-# TEMPORARY: docs/benchmarks.md (edited elsewhere) links to a folder, "[docs/curves/](curves/)", which
-# MyST cannot resolve; remove this line once that link reads "(curves/index.md)". It only silences
-# Markdown-style links ([text](target)) that resolve to nothing; {ref} and {doc} roles still warn.
-suppress_warnings = ["myst.xref_missing"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
