@@ -27,7 +27,7 @@ import pytest
 
 #: Test ids (relative to SB3's tests folder, pytest's parameter ids) that fail on purpose, with the reason.
 _GSDE = "gSDE (use_sde=True) is refused with the reason: SQL's sampler is not a Gaussian policy, it has no gSDE"
-_AUTO = "ent_coef='auto' for continuous actions (and log_ent_coef) is not implemented yet: automatic-temperature work"
+_AUTO = "SQL's default temperature is a fixed ent_coef=0.1 (log_ent_coef is None); SAC's default is 'auto'"
 EXPECTED_DIFFERENCES = {
     "test_spaces.py::test_action_spaces[CartPole-v1-SQL]": (
         "SQL accepts Discrete action spaces (soft Q-learning proper, exact soft value); SAC refuses them"
@@ -40,8 +40,6 @@ EXPECTED_DIFFERENCES = {
     "test_sde.py::test_state_dependent_noise[True-False-SQL]": _GSDE,
     "test_sde.py::test_state_dependent_noise[True-True-SQL]": _GSDE,
     "test_spaces.py::test_sde_multi_dim": _GSDE,
-    "test_run.py::test_sac[auto]": _AUTO,
-    "test_run.py::test_sac[auto_0.01]": _AUTO,
     "test_save_load.py::test_save_load_pytorch_var": _AUTO,
 }
 

@@ -19,6 +19,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.type_aliases import (
     DictReplayBufferSamples,
     GymEnv,
@@ -31,6 +32,7 @@ from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
 from sb3_sql.checks import check_finite_update, check_model_archive
+from sb3_sql.entropy import kozachenko_leonenko_entropy
 from sb3_sql.kernels import KernelOutput, adaptive_isotropic_gaussian_kernel, bandwidth_scales
 from sb3_sql.policies import (
     CnnSoftQPolicy,
@@ -118,15 +120,19 @@ class SQL(OffPolicyAlgorithm):
     :param ent_coef: the temperature ``alpha`` (a positive float) of the maximum-entropy
         objective, in reward units. The reference code keeps ``alpha = 1`` and multiplies
         rewards by ``reward_scale``: that is ``ent_coef = 1 / reward_scale`` (Q measured in
-        reward units here, in scaled units there). For discrete actions ``"auto"`` (or
-        ``"auto_<init>"``, e.g. ``"auto_0.1"``; initial value 1.0 otherwise) learns it as SAC does, with
-        the exact entropy of the Boltzmann policy; it is refused for continuous actions, where the
-        sampler's entropy is not tractable. It can also be a schedule, a function of the progress
-        remaining (from 1 to 0) like ``learning_rate``, e.g. the log-linear annealing of
+        reward units here, in scaled units there). ``"auto"`` (or ``"auto_<init>"``, e.g.
+        ``"auto_0.1"``; initial value 1.0 otherwise) learns it as SAC does, towards
+        ``target_entropy``: with the exact entropy of the Boltzmann policy for discrete actions, and
+        with a nearest-neighbour estimate from the sampler's ``K`` particles per state for continuous
+        actions (``sb3_sql.entropy.kozachenko_leonenko_entropy``, logged as ``train/entropy`` for
+        any temperature); the learnt value is ``log_ent_coef``, as in SAC. It can also be a
+        schedule, a function of the progress remaining (from 1 to 0) like ``learning_rate``, e.g.
+        the log-linear annealing of
         fine-tuning, ``sb3_sql.LogLinearSchedule``; the current value is logged as ``train/ent_coef``.
-    :param target_entropy: the entropy (nats) that ``ent_coef="auto"`` aims at, for discrete
-        actions; ``"auto"`` means ``0.5 * log(A)``, half the entropy of the uniform policy over ``A``
-        actions.
+    :param target_entropy: the entropy (nats) that ``ent_coef="auto"`` aims at; ``"auto"`` means
+        ``0.5 * log(A)`` for ``A`` discrete actions (half the uniform policy's entropy) and SAC's
+        ``-dim(A)`` for continuous actions (entropy of the actions scaled to ``[-1, 1]^D``; not yet
+        tuned for SQL's sampler).
     :param target_update_interval: update the target network every ``target_update_interval``
         gradient steps (counted over the whole training; default 1 as in SAC, reference 1000).
     :param value_n_particles: ``M``, uniform actions drawn per gradient step to estimate the
@@ -166,7 +172,7 @@ class SQL(OffPolicyAlgorithm):
     :param _init_setup_model: whether or not to build the network at the creation of the instance.
     :raises ValueError: for an action space other than a bounded ``Box`` or a ``Discrete``, a
         policy class for the other kind of action space, ``ent_coef <= 0`` (or a schedule that is not
-        positive at progress 1 and 0), ``"auto"`` for continuous actions, ``use_sde=True``,
+        positive at progress 1 and 0), ``use_sde=True``,
         ``action_noise`` or ``soft_double_q`` where they do not apply, ``value_n_particles < 1``,
         ``kernel_n_particles < 2``, a ``kernel_update_ratio`` that leaves no fixed or no updated
         particle, an unknown ``kernel_bandwidth``, ``particle_space`` or ``critic_loss``, or a
@@ -383,12 +389,6 @@ class SQL(OffPolicyAlgorithm):
     def _check_temperature_arguments(self) -> None:
         """Refuse a temperature SQL cannot use (ValueError)."""
         if isinstance(self.ent_coef, str):
-            if not self.discrete_actions:
-                raise ValueError(
-                    f"ent_coef={self.ent_coef!r} is not supported for continuous actions (the sampler's "
-                    "entropy is not tractable): pass the temperature as a positive float, "
-                    "e.g. ent_coef=0.1 (= 1 / reward_scale of the reference code)."
-                )
             self._initial_ent_coef()  # checks "auto" / "auto_<init>"
         elif callable(self.ent_coef):
             for progress_remaining in (1.0, 0.0):
@@ -460,20 +460,31 @@ class SQL(OffPolicyAlgorithm):
         self._create_aliases()
         self.batch_norm_stats = get_parameters_by_name(self.critic, ["running_"])
         self.batch_norm_stats_target = get_parameters_by_name(self.critic_target, ["running_"])
-        if self.discrete_actions:
-            self._setup_temperature()
+        self._setup_temperature()
 
     def _setup_temperature(self) -> None:
-        """Discrete actions: the policy's ``log_ent_coef``, learnt as in SAC when ``ent_coef`` is ``"auto"``."""
-        assert isinstance(self.policy, SoftQPolicy)
+        """The learnt temperature ``log_ent_coef`` when ``ent_coef`` is ``"auto"`` (as in SAC), and its target entropy.
+
+        Discrete actions keep it in the policy (the Boltzmann policy acts with it; the same tensor is
+        ``self.log_ent_coef``); continuous actions in ``self.log_ent_coef``, saved with the model.
+        ``self.log_ent_coef`` is ``None`` for a fixed temperature, as in SAC.
+        """
         if self.target_entropy == "auto":
-            self.target_entropy = AUTO_TARGET_ENTROPY_SCALE * float(np.log(self.action_space.n))  # type: ignore[attr-defined]
+            if isinstance(self.action_space, spaces.Discrete):
+                self.target_entropy = AUTO_TARGET_ENTROPY_SCALE * float(np.log(self.action_space.n))
+            else:
+                self.target_entropy = -float(get_action_dim(self.action_space))  # SAC's -dim(A)
         else:
             self.target_entropy = float(self.target_entropy)
-        self.policy.log_ent_coef.data.fill_(np.log(self._initial_ent_coef()))
-        if isinstance(self.ent_coef, str):
-            self.policy.log_ent_coef.requires_grad_(True)
-            self.ent_coef_optimizer = th.optim.Adam([self.policy.log_ent_coef], lr=self.lr_schedule(1))
+        self.log_ent_coef: th.Tensor | None = None
+        if isinstance(self.policy, SoftQPolicy):
+            self.policy.log_ent_coef.data.fill_(np.log(self._initial_ent_coef()))
+            if isinstance(self.ent_coef, str):
+                self.log_ent_coef = self.policy.log_ent_coef.requires_grad_(True)
+        elif isinstance(self.ent_coef, str):
+            self.log_ent_coef = th.full((1,), np.log(self._initial_ent_coef()), device=self.device).requires_grad_(True)
+        if self.log_ent_coef is not None:
+            self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
 
     def _create_aliases(self) -> None:
         if isinstance(self.policy, SVGDPolicy):
@@ -493,9 +504,7 @@ class SQL(OffPolicyAlgorithm):
         if self.ent_coef_optimizer is not None:
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
-        if isinstance(self.policy, SoftQPolicy) and callable(self.ent_coef):
-            # The Boltzmann policy acts, and the soft value is computed, at the scheduled temperature.
-            self.policy.log_ent_coef.data.fill_(np.log(self._current_ent_coef()))
+        self._sync_policy_temperature()
 
         stats: dict[str, list[th.Tensor]] = {}
         for gradient_step in range(gradient_steps):
@@ -542,15 +551,37 @@ class SQL(OffPolicyAlgorithm):
         self._clip_grad_norm(self.actor.parameters())
         self.actor.optimizer.step()
 
-        return {
+        # The sampler's entropy at the minibatch states, from its K particles (nats, actions in [-1, 1]^D).
+        entropy = kozachenko_leonenko_entropy(pre_tanh.detach().tanh()).mean()
+        step_stats = {
             "critic_loss": critic_loss.detach(),
             "actor_loss": actor_loss.detach(),
             "ent_coef": th.tensor(alpha),
+            "entropy": entropy,
             "q_value": current_q_values[0].detach().mean(),
             "soft_value": next_soft_value.mean(),
             "kernel_bandwidth": kernel.bandwidth.mean(),
             "saturated_fraction": (pre_tanh.detach().tanh().abs() > SATURATION_THRESHOLD).float().mean(),
         }
+        if self.ent_coef_optimizer is not None:
+            step_stats["ent_coef_loss"] = self._temperature_step(entropy, alpha, replay_data)
+        return step_stats
+
+    def _temperature_step(
+        self, entropy: th.Tensor, alpha: float, replay_data: ReplayBufferSamples | DictReplayBufferSamples
+    ) -> th.Tensor:
+        """One step of the automatic temperature, as in SAC: ``alpha`` rises when the entropy is below the target.
+
+        :param entropy: the policy's entropy at the minibatch states (nats), a scalar without gradient.
+        :return: the temperature loss ``log(alpha) * (entropy - target_entropy)``, detached.
+        """
+        assert self.log_ent_coef is not None and self.ent_coef_optimizer is not None
+        ent_coef_loss = (self.log_ent_coef * (entropy - float(self.target_entropy))).sum()
+        self.ent_coef_optimizer.zero_grad()
+        ent_coef_loss.backward()
+        check_finite_update("temperature", ent_coef_loss, [self.log_ent_coef], alpha, replay_data)  # type: ignore[list-item]
+        self.ent_coef_optimizer.step()
+        return ent_coef_loss.detach()
 
     def continuous_soft_q_target(
         self, replay_data: ReplayBufferSamples | DictReplayBufferSamples, alpha: float
@@ -599,8 +630,8 @@ class SQL(OffPolicyAlgorithm):
     def _current_ent_coef(self) -> float:
         """The temperature ``alpha`` now: the learnt one (``"auto"``), the schedule's value, or ``ent_coef``."""
         if isinstance(self.ent_coef, str):
-            assert isinstance(self.policy, SoftQPolicy)  # "auto" is refused for continuous actions
-            return float(self.policy.log_ent_coef.detach().exp())
+            assert self.log_ent_coef is not None  # set up with "auto"
+            return float(self.log_ent_coef.detach().exp())
         if callable(self.ent_coef):
             return float(self.ent_coef(self._current_progress_remaining))
         return float(self.ent_coef)
@@ -685,13 +716,8 @@ class SQL(OffPolicyAlgorithm):
             "soft_value": next_soft_value.mean(),
         }
         if self.ent_coef_optimizer is not None:
-            # Automatic temperature as in SAC, with the exact entropy: alpha rises when H < target.
-            ent_coef_loss = (self.policy.log_ent_coef * (entropy.mean() - self.target_entropy)).sum()
-            self.ent_coef_optimizer.zero_grad()
-            ent_coef_loss.backward()
-            check_finite_update("temperature", ent_coef_loss, [self.policy.log_ent_coef], alpha.item(), replay_data)
-            self.ent_coef_optimizer.step()
-            step_stats["ent_coef_loss"] = ent_coef_loss.detach()
+            # Automatic temperature with the exact entropy of the Boltzmann policy.
+            step_stats["ent_coef_loss"] = self._temperature_step(entropy.mean(), alpha.item(), replay_data)
         return step_stats
 
     def learn(
@@ -743,11 +769,33 @@ class SQL(OffPolicyAlgorithm):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "actor", "critic", "critic_target"]
+        # log_ent_coef is saved with the policy (discrete actions) or as a PyTorch variable (continuous).
+        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "log_ent_coef"]
+
+    def _sync_policy_temperature(self) -> None:
+        """Discrete actions with a fixed or scheduled ``ent_coef``: the Boltzmann policy acts at that temperature.
+
+        ``ent_coef`` is the home of a fixed temperature; the policy's copy follows it, so a value
+        given to ``SQL.load(path, ent_coef=x)`` or set as ``model.ent_coef = x`` takes effect.
+        """
+        if isinstance(self.policy, SoftQPolicy) and not isinstance(self.ent_coef, str):
+            self.policy.log_ent_coef.data.fill_(np.log(self._current_ent_coef()))
+
+    def predict(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """SB3's ``predict``, at the current temperature (see ``_sync_policy_temperature``)."""
+        self._sync_policy_temperature()
+        return super().predict(observation, state, episode_start, deterministic)
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        temperature = [] if self.ent_coef_optimizer is None else ["ent_coef_optimizer"]
         if not self.discrete_actions:
-            return ["policy", "actor.optimizer", "critic.optimizer"], []
-        # The temperature is the policy's log_ent_coef, saved with the policy.
-        optimizers = ["critic.optimizer"] if self.ent_coef_optimizer is None else ["critic.optimizer", "ent_coef_optimizer"]
-        return ["policy", *optimizers], []
+            # A learnt temperature is saved as a PyTorch variable, as in SAC.
+            return ["policy", "actor.optimizer", "critic.optimizer", *temperature], ["log_ent_coef"] if temperature else []
+        # The temperature is the policy's log_ent_coef (the same tensor as self.log_ent_coef), saved with the policy.
+        return ["policy", "critic.optimizer", *temperature], []

@@ -216,7 +216,7 @@ def test_unsupported_action_spaces_are_refused(env, message):
         ({"value_n_particles": 0}, "value_n_particles .* at least 1"),
         ({"ent_coef": 0.0}, "positive finite"),
         ({"ent_coef": -1.0}, "positive finite"),
-        ({"ent_coef": "auto"}, "not supported for continuous actions"),
+        ({"ent_coef": "auto_-1"}, "auto_<init>. with a positive initial value"),
         ({"soft_double_q": True, "policy_kwargs": {"n_critics": 2}}, "soft_double_q needs discrete actions"),
         ({"particle_space": "latent"}, "particle_space must be one of"),
         ({"target_update_interval": 0}, "target_update_interval must be at least 1"),
@@ -445,3 +445,32 @@ def test_sampler_loss_keeps_both_modes_with_their_weights():
     actions = sampler_draws(two_modes, steps=600, seed=1)
     assert abs(np.mean(actions < 0) - 0.7) < 0.1
     assert 0.12 < actions[actions < 0].std() < 0.25 and 0.35 < actions.std() < 0.6
+
+
+@pytest.mark.parametrize("target_entropy, rises", [(5.0, True), (-20.0, False)])
+def test_automatic_temperature_for_continuous_actions(tmp_path, target_entropy, rises):
+    model = small_model(ent_coef="auto_0.1", target_entropy=target_entropy, learning_starts=50)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(250, log_interval=1)  # a Pendulum episode is 200 steps: one log row
+    assert model.log_ent_coef is not None and model.ent_coef_optimizer is not None
+    ent_coef = model.log_ent_coef.exp().item()
+    assert (ent_coef > 0.1) == rises  # alpha rises when the entropy is below the target
+    with open(tmp_path / "progress.csv") as progress:
+        last_row = list(csv.DictReader(progress))[-1]
+    assert np.isfinite(float(last_row["train/entropy"])) and np.isfinite(float(last_row["train/ent_coef_loss"]))
+    # Saved and loaded, and still learnt after loading (SAC's surface).
+    model.save(tmp_path / "auto")
+    loaded = SQL.load(tmp_path / "auto", env=model.get_env())
+    assert th.allclose(loaded.log_ent_coef, model.log_ent_coef)
+    before = loaded.log_ent_coef.detach().clone()
+    loaded.learn(20, reset_num_timesteps=False)
+    assert not th.allclose(before, loaded.log_ent_coef)
+
+
+def test_fixed_temperature_has_no_log_ent_coef_and_logs_the_entropy(tmp_path):
+    model = small_model(learning_starts=50)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    model.learn(250, log_interval=1)
+    assert model.log_ent_coef is None and model.ent_coef_optimizer is None
+    with open(tmp_path / "progress.csv") as progress:
+        assert np.isfinite(float(list(csv.DictReader(progress))[-1]["train/entropy"]))

@@ -179,3 +179,20 @@ def test_max_grad_norm_clips_every_network_step(tiny_model, env_id):
     unclipped.train(gradient_steps=1, batch_size=unclipped.batch_size)
     grad_norm = th.linalg.vector_norm(th.stack([p.grad.norm() for p in unclipped.critic.parameters() if p.grad is not None]))
     assert grad_norm > 1e-3  # without the option the same step's gradient is larger
+
+
+def test_a_new_temperature_takes_effect_after_load_and_assignment(tmp_path):
+    model = SQL("MlpPolicy", "CartPole-v1", ent_coef=1.0, learning_starts=10, seed=0, policy_kwargs={"net_arch": [8]})
+    model.learn(20)
+    model.save(tmp_path / "discrete")
+    observation = np.zeros(4, dtype=np.float32)
+    loaded = SQL.load(tmp_path / "discrete", ent_coef=0.05)
+    loaded.predict(observation)
+    assert loaded.policy.log_ent_coef.exp().item() == pytest.approx(0.05)
+    loaded.ent_coef = 0.2
+    loaded.predict(observation)
+    assert loaded.policy.log_ent_coef.exp().item() == pytest.approx(0.2)
+    # The soft value of training uses it too.
+    loaded.set_env(gym.make("CartPole-v1"))
+    loaded.learn(20)
+    assert loaded.policy.log_ent_coef.exp().item() == pytest.approx(0.2)

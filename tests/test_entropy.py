@@ -1,0 +1,31 @@
+import math
+
+import pytest
+import torch as th
+
+from sb3_sql.entropy import kozachenko_leonenko_entropy
+
+
+@pytest.mark.parametrize("dim", [1, 2, 6])
+def test_gaussian_entropy_is_recovered_from_many_samples(dim):
+    generator = th.Generator().manual_seed(dim)
+    samples = 0.2 * th.randn(2, 2000, dim, generator=generator, dtype=th.float64)
+    exact = 0.5 * dim * math.log(2 * math.pi * math.e * 0.2**2)
+    estimates = kozachenko_leonenko_entropy(samples)
+    assert estimates.shape == (2,)
+    assert estimates.mean().item() == pytest.approx(exact, abs=0.05 * dim)
+
+
+def test_uniform_box_entropy_and_scaling():
+    generator = th.Generator().manual_seed(0)
+    samples = 2 * th.rand(2000, 2, generator=generator, dtype=th.float64) - 1  # uniform on [-1, 1]^2: H = 2 log 2
+    estimate = kozachenko_leonenko_entropy(samples).item()
+    assert estimate == pytest.approx(2 * math.log(2), abs=0.05)
+    # Scaling the samples by c adds D log c, exactly.
+    assert kozachenko_leonenko_entropy(0.1 * samples).item() == pytest.approx(estimate + 2 * math.log(0.1), abs=1e-9)
+
+
+def test_coincident_samples_are_finite_and_one_sample_is_refused():
+    assert th.isfinite(kozachenko_leonenko_entropy(th.zeros(5, 3))).all()
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        kozachenko_leonenko_entropy(th.zeros(1, 3))
