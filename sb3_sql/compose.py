@@ -238,13 +238,13 @@ def compose(
         models, weights, observations, gradient_steps, batch_size, progress_bar
     )
     first = models[0]
-    alpha = first._current_ent_coef() if ent_coef is None else float(ent_coef)
+    alpha = first.current_ent_coef() if ent_coef is None else float(ent_coef)
     critic_only = ("n_critics", "share_features_extractor")
     sampler_parameters = {key: value for key, value in constituents[0].items() if key not in critic_only}
     composed = SQL(
         ComposedPolicy,
         env=None,  # type: ignore[arg-type]  # spaces set below, no environment
-        learning_rate=first.lr_schedule(first._current_progress_remaining) if learning_rate is None else learning_rate,
+        learning_rate=first.actor.optimizer.param_groups[0]["lr"] if learning_rate is None else learning_rate,
         buffer_size=first.buffer_size,
         learning_starts=first.learning_starts,
         batch_size=batch_size,
@@ -279,7 +279,7 @@ def compose(
             batch = th.cat(
                 [
                     cast(ReplayBuffer, model.replay_buffer)
-                    .sample(share, env=model._vec_normalize_env)
+                    .sample(share, env=model.get_vec_normalize_env())
                     .observations.to(composed.device)
                     for model, share in zip(models, shares, strict=True)
                 ]

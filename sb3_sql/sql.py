@@ -533,7 +533,7 @@ class SQL(OffPolicyAlgorithm):
 
         :return: the step's statistics, scalar tensors keyed by logger name (without ``train/``).
         """
-        alpha = self._current_ent_coef()
+        alpha = self.current_ent_coef()
         target_q_values, next_soft_value = self.continuous_soft_q_target(replay_data, alpha)
 
         current_q_values = self.critic(replay_data.observations, replay_data.actions)
@@ -627,7 +627,7 @@ class SQL(OffPolicyAlgorithm):
         if self.max_grad_norm is not None:
             th.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm)
 
-    def _current_ent_coef(self) -> float:
+    def current_ent_coef(self) -> float:
         """The temperature ``alpha`` now: the learnt one (``"auto"``), the schedule's value, or ``ent_coef``."""
         if isinstance(self.ent_coef, str):
             assert self.log_ent_coef is not None  # set up with "auto"
@@ -779,7 +779,7 @@ class SQL(OffPolicyAlgorithm):
         given to ``SQL.load(path, ent_coef=x)`` or set as ``model.ent_coef = x`` takes effect.
         """
         if isinstance(self.policy, SoftQPolicy) and not isinstance(self.ent_coef, str):
-            self.policy.log_ent_coef.data.fill_(np.log(self._current_ent_coef()))
+            self.policy.log_ent_coef.data.fill_(np.log(self.current_ent_coef()))
 
     def predict(
         self,

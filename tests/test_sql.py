@@ -305,7 +305,7 @@ def test_fine_tune_loads_onto_a_new_env_with_a_new_schedule(tmp_path):
     model = SQL.load(tmp_path / "pretrained", env=gym.make("Pendulum-v1", g=5.0), ent_coef=schedule)
     assert model.get_env().envs[0].unwrapped.g == 5.0
     model.learn(150)
-    assert model._current_ent_coef() == pytest.approx(schedule(model._current_progress_remaining))
+    assert model.current_ent_coef() == pytest.approx(schedule(model._current_progress_remaining))
     model.save(tmp_path / "fine_tuned")
     assert SQL.load(tmp_path / "fine_tuned").ent_coef(0.0) == pytest.approx(0.05)
     model.set_env(gym.make("Pendulum-v1"))
