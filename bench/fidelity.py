@@ -229,9 +229,14 @@ def sample_histogram(target: Target, actions: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------- training
+#: Uniform random actions before learning on the bandit: with SQL's default 100 the critic's first fit
+#: missed modes and the sampler collapsed onto one (four_modes, seed 0: TV 0.750; with 1000: 0.153).
+BANDIT_LEARNING_STARTS = 1000
+
+
 def make_model(target: Target, alpha: float, seed: int, sql_kwargs: dict) -> SQL:
     env = OneStateBandit(target.q, target.dim)
-    kwargs = {"learning_starts": 100, "verbose": 0, **sql_kwargs}
+    kwargs = {"learning_starts": BANDIT_LEARNING_STARTS, "verbose": 0, **sql_kwargs}
     return SQL("MlpPolicy", env, ent_coef=alpha, seed=seed, **kwargs)
 
 
