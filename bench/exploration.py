@@ -50,11 +50,11 @@ import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sb3_sql import SQL
 from sb3_sql.envs.two_passage_maze import passage_of
+from sb3_sql.zoo import default_hyperparams_path, load_hyperparams
 
-from common import HYPERPARAMS, rl_zoo_kwargs, zoo_kwargs
+from common import rl_zoo_kwargs
 
 # task -> (env id, env kwargs, env steps, evaluation every this many steps, evaluation episodes per mode).
 # Budgets from the one-seed pilot in docs/exploration.md: on the maze SQL reached the goal only from
@@ -78,9 +78,9 @@ FIELDS = (
 MAZE_SHARED = ("policy_kwargs", "learning_rate", "batch_size", "learning_starts", "gamma")
 
 
-def algo_kwargs(algo: str, env_id: str, sql_hyperparams: Path = HYPERPARAMS) -> dict:
+def algo_kwargs(algo: str, env_id: str, sql_hyperparams: Path | None = None) -> dict:
     """SQL's shipped entry; SAC's defaults with SQL's shared settings (maze) or rl_zoo3's Swimmer-v4 entry (swimmer)."""
-    sql = zoo_kwargs(sql_hyperparams, env_id)
+    sql = load_hyperparams(env_id, sql_hyperparams)
     if algo == "SQL":
         return sql
     if env_id == "FinishLineSwimmer-v0":
@@ -348,7 +348,9 @@ def main() -> None:
     parser.add_argument("--eval-freq", type=int, help="evaluation interval instead of the task's")
     parser.add_argument("--eval-episodes", type=int, help="evaluation episodes per mode instead of the task's")
     parser.add_argument("--out", type=Path, default=Path("bench/results/exploration"))
-    parser.add_argument("--sql-hyperparams", type=Path, default=HYPERPARAMS, help="rl_zoo3 yaml with SQL's entries")
+    parser.add_argument(
+        "--sql-hyperparams", type=Path, default=default_hyperparams_path(), help="rl_zoo3 yaml with SQL's entries"
+    )
     parser.add_argument("--force", action="store_true", help="rerun the cell even if its CSV exists")
     parser.add_argument("--summary", action="store_true", help="run nothing; print the tables of the CSVs in --out")
     args = parser.parse_args()

@@ -14,21 +14,17 @@ Usage: python examples/finish_line_swimmer.py [--timesteps N] [--seed 0] [--algo
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import torch as th
-import yaml
 from matplotlib.figure import Figure
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from sb3_sql import SQL
 from sb3_sql.envs.finish_line_swimmer import FINISH_DISTANCE
-
-from common import HYPERPARAMS, rl_zoo_kwargs, zoo_kwargs
+from sb3_sql.zoo import load_hyperparams, read_zoo_entry
 
 ENV_ID = "FinishLineSwimmer-v0"
 
@@ -50,8 +46,7 @@ class EpisodeLog(BaseCallback):
 
 
 def main() -> None:
-    with open(HYPERPARAMS) as file:
-        shipped_timesteps = int(yaml.safe_load(file)[ENV_ID]["n_timesteps"])
+    shipped_timesteps = int(read_zoo_entry(ENV_ID)["n_timesteps"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timesteps", type=int, default=shipped_timesteps)
     parser.add_argument("--seed", type=int, default=0)
@@ -60,7 +55,10 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)  # fastest for these small networks on a CPU
 
-    algos = {"SQL": (SQL, zoo_kwargs(HYPERPARAMS, ENV_ID)), "SAC": (SAC, rl_zoo_kwargs("sac", "Swimmer-v4"))}
+    import rl_zoo3
+
+    sac_kwargs = load_hyperparams("Swimmer-v4", Path(rl_zoo3.__file__).parent / "hyperparams" / "sac.yml")  # rl_zoo3's SAC
+    algos = {"SQL": (SQL, load_hyperparams(ENV_ID)), "SAC": (SAC, sac_kwargs)}
     figure = Figure(figsize=(10, 4), layout="constrained")
     return_axes, x_axes = figure.subplots(1, 2)
     for name in args.algos:

@@ -14,22 +14,18 @@ Usage: python examples/two_passage_maze.py [--timesteps N] [--blocked-steps N] [
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch as th
-import yaml
 from matplotlib.figure import Figure
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from sb3_sql import SQL
 from sb3_sql.envs.two_passage_maze import draw_maze, maze_rollouts, passage_of
-
-from common import HYPERPARAMS, zoo_kwargs
+from sb3_sql.zoo import load_hyperparams, read_zoo_entry
 
 ENV_ID = "TwoPassageMaze-v0"
 SHARED = ("policy_kwargs", "learning_rate", "batch_size", "learning_starts", "gamma")
@@ -63,8 +59,7 @@ def draw(axes, open_passage: str, successes: np.ndarray, paths: list[np.ndarray]
 
 
 def main() -> None:
-    with open(HYPERPARAMS) as file:
-        shipped_timesteps = int(yaml.safe_load(file)[ENV_ID]["n_timesteps"])
+    shipped_timesteps = int(read_zoo_entry(ENV_ID)["n_timesteps"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timesteps", type=int, default=shipped_timesteps)
     parser.add_argument("--blocked-steps", type=int, default=30_000, help="steps after the door moved (0: skip)")
@@ -75,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     th.set_num_threads(1)  # fastest for these small networks on a CPU
 
-    sql_kwargs = zoo_kwargs(HYPERPARAMS, ENV_ID)
+    sql_kwargs = load_hyperparams(ENV_ID)
     kwargs = {"SQL": (SQL, sql_kwargs), "SAC": (SAC, {key: sql_kwargs[key] for key in SHARED})}
     rows = 2 if args.blocked_steps > 0 else 1
     figure = Figure(figsize=(4 * len(args.algos), 4 * rows), layout="constrained")

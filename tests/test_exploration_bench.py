@@ -7,6 +7,8 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "exploration.py"
 
 
 def run(monkeypatch, *argv):
+    # As `python bench/exploration.py` does, the script's folder is first on sys.path (for bench/common.py).
+    monkeypatch.syspath_prepend(str(BENCH.parent))
     monkeypatch.setattr(sys, "argv", ["exploration.py", *argv])
     runpy.run_path(str(BENCH), run_name="__main__")
 
