@@ -97,6 +97,11 @@ class FinishLineSwimmerEnv(SwimmerEnv):
         return observation
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # type: ignore[override]
+        """Swimmer-v5's step with the finish-line reward (see the class docstring).
+
+        :return: the observation, the reward (speed away from the start minus the control cost, plus
+            the bonus at the line), whether the line was reached, Swimmer's truncation flag, and the info.
+        """
         com_before = self.center_of_mass_x()
         observation, _, terminated, truncated, info = super().step(action)
         com_after = self.center_of_mass_x()

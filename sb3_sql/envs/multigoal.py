@@ -13,6 +13,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_sql.envs.rollouts import rollout_paths
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
@@ -175,17 +177,5 @@ def goal_rollouts(
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
-    env = gym.make("MultiGoal-v0")
-    goal_indices, paths = np.full(n_episodes, -1), []
-    observation, _ = env.reset(seed=seed)
-    for episode in range(n_episodes):
-        path, terminated, truncated = [observation], False, False
-        while not (terminated or truncated):
-            action, _ = model.predict(observation, deterministic=deterministic)
-            observation, _, terminated, truncated, info = env.step(action)
-            path.append(observation)
-        goal_indices[episode] = info["goal_index"]
-        paths.append(np.array(path))
-        observation, _ = env.reset()
-    env.close()
-    return goal_indices, paths
+    final_infos, paths = rollout_paths(model, gym.make("MultiGoal-v0"), n_episodes, seed, deterministic)
+    return np.array([info["goal_index"] for info in final_infos]), paths

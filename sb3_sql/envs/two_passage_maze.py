@@ -28,6 +28,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sb3_sql.envs.rollouts import rollout_paths
+
 # --- Geometry and reward constants (documented in TwoPassageMazeEnv's docstring). ---
 ARENA_LIMIT = 5.0  # the arena is [-5, 5]^2; positions are clipped to it
 CHAMBER_HALF_WIDTH = 2.0  # the goal chamber is x in [-2, 2], y in [0, 5]
@@ -186,6 +188,12 @@ class TwoPassageMazeEnv(gym.Env):
         return position + max(t - WALL_MARGIN / length, 0.0) * (target - position)
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Move by the velocity ``action`` (clipped to ``[-1, 1]^2``), stopping short of any wall.
+
+        :return: the new position ``[2]``, the reward (minus the distance to the goal, plus the bonus
+            at the goal), whether the goal was reached, whether the step limit cut the episode
+            (always False here: the ``TimeLimit`` wrapper of the registration does it), and the info.
+        """
         action = np.clip(np.asarray(action, dtype=np.float64).reshape(2), self.action_space.low, self.action_space.high)
         self.position = self.move(self.position, action)
         self.path.append(self.position.copy())
@@ -265,16 +273,5 @@ def maze_rollouts(
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be at least 1, got {n_episodes}")
     env = gym.make("TwoPassageMaze-v0", open_passage=open_passage)
-    successes, paths = np.zeros(n_episodes, dtype=bool), []
-    observation, _ = env.reset(seed=seed)
-    for episode in range(n_episodes):
-        path, terminated, truncated = [observation], False, False
-        while not (terminated or truncated):
-            action, _ = model.predict(observation, deterministic=deterministic)
-            observation, _, terminated, truncated, info = env.step(action)
-            path.append(observation)
-        successes[episode] = info["is_success"]
-        paths.append(np.array(path))
-        observation, _ = env.reset()
-    env.close()
-    return successes, paths
+    final_infos, paths = rollout_paths(model, env, n_episodes, seed, deterministic)
+    return np.array([bool(info["is_success"]) for info in final_infos]), paths
