@@ -103,12 +103,17 @@ class SamplerNetwork(BasePolicy):
         noise_fn = th.zeros if deterministic else th.randn
         noise = noise_fn(noise_shape, device=features.device)
         net_input = th.cat([features, noise], dim=-1)  # [batch, K, features_dim + D]
-        skip = noise if self.noise_skip else th.zeros_like(noise)
+        pre_tanh = self._pre_tanh
         if n_detached == 0:
-            return self.pre_tanh_net(net_input) + skip
+            return pre_tanh(net_input, noise)
         with th.no_grad():
-            detached = self.pre_tanh_net(net_input[:, :n_detached]) + skip[:, :n_detached]
-        return th.cat([detached, self.pre_tanh_net(net_input[:, n_detached:]) + skip[:, n_detached:]], dim=1)
+            detached = pre_tanh(net_input[:, :n_detached], noise[:, :n_detached])
+        return th.cat([detached, pre_tanh(net_input[:, n_detached:], noise[:, n_detached:])], dim=1)
+
+    def _pre_tanh(self, net_input: th.Tensor, noise: th.Tensor) -> th.Tensor:
+        """The network's output ``[..., D]``, plus the noise ``[..., D]`` with ``noise_skip``."""
+        output = self.pre_tanh_net(net_input)
+        return output + noise if self.noise_skip else output
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         """One action per state in ``(-1, 1)^D``, shape ``[batch, D]`` (``xi = 0`` if deterministic)."""
