@@ -177,8 +177,9 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
     """Policy of SQL: the soft Q-function(s), their target copy, and the SVGD sampler.
 
     The soft Q-functions are SB3's ``ContinuousCritic`` (``n_critics`` of them; the minimum is used
-    wherever Q serves as a target). Acting draws one action from the sampler; with
-    ``deterministic=True`` the sampler's noise is fixed at 0.
+    wherever Q serves as a target). The temperature ``alpha`` of the target density
+    ``exp(Q / alpha)`` is ``log_ent_coef`` (:class:`TemperatureMixin`). Acting draws one action from
+    the sampler; with ``deterministic=True`` the sampler's noise is fixed at 0.
 
     :param observation_space: observation space.
     :param action_space: a bounded ``Box``.
@@ -467,8 +468,7 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
     No sampler is needed: the soft value (Haarnoja et al., 2017, Eq. 5) and the policy (Eq. 6) are
     exact for ``A`` actions (docs/method.md, "Discrete soft Q-learning"). The policy holds the soft
     Q-function(s) (a :class:`DiscreteCritic`), their target copy, and the temperature ``alpha`` as
-    ``log_ent_coef`` (learnt by the algorithm when ``ent_coef="auto"``, fixed otherwise), so that a
-    saved policy acts on its own.
+    ``log_ent_coef`` (:class:`TemperatureMixin`), so that a saved policy acts on its own.
     Acting samples from ``softmax(min_i Q_i(s, .) / alpha)``; ``deterministic=True`` takes the argmax.
 
     :param observation_space: observation space.

@@ -125,7 +125,7 @@ class SQL(OffPolicyAlgorithm):
         ``target_entropy``: with the exact entropy of the Boltzmann policy for discrete actions, and
         with a nearest-neighbour estimate from the sampler's ``K`` particles per state for continuous
         actions (``sb3_sql.entropy.kozachenko_leonenko_entropy``, logged as ``train/entropy`` for
-        any temperature); the learnt value is ``log_ent_coef``, as in SAC. It can also be a
+        any temperature); the learnt value is ``log_ent_coef``, as in SAC (the policy's). It can also be a
         schedule, a function of the progress remaining (from 1 to 0) like ``learning_rate``, e.g.
         the log-linear annealing of
         fine-tuning, ``sb3_sql.LogLinearSchedule``; the current value is logged as ``train/ent_coef``.
@@ -501,8 +501,10 @@ class SQL(OffPolicyAlgorithm):
         4. the temperature step, when ``ent_coef="auto"`` (``_temperature_step``);
         5. the target update, every ``target_update_interval`` steps.
 
-        The temperature of each step is the policy's ``log_ent_coef``, written from ``ent_coef``
-        before the first step (``_sync_policy_temperature``) or learnt.
+        The temperature of each step is ``policy.temperature_for_update(current_ent_coef())``: the
+        policy's ``log_ent_coef``, learnt or written from ``ent_coef`` before the first step
+        (``_sync_policy_temperature``); for continuous actions a fixed or scheduled ``ent_coef`` is used
+        as the exact float it holds to float32 precision.
         """
         self.policy.set_training_mode(True)
         optimizers = self.policy.network_optimizers()
