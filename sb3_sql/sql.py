@@ -27,7 +27,6 @@ from stable_baselines3.common.type_aliases import (
     PyTorchObs,
     ReplayBufferSamples,
     Schedule,
-    TensorDict,
 )
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
@@ -786,22 +785,6 @@ class SQL(OffPolicyAlgorithm):
         """
         if not isinstance(self.ent_coef, str):
             self.policy.set_ent_coef(self.current_ent_coef())
-
-    def set_parameters(
-        self,
-        load_path_or_dict: str | TensorDict,
-        exact_match: bool = True,
-        device: th.device | str = "auto",
-    ) -> None:
-        """SB3's ``set_parameters``, then a fixed or scheduled ``ent_coef`` written into the policy.
-
-        The policy's saved ``log_ent_coef`` is the temperature it was saved with; with a fixed or
-        scheduled ``ent_coef`` the setting wins (``_sync_policy_temperature``), so ``SQL.load(path,
-        ent_coef=x)`` holds ``x`` from the start. A policy state dict without ``log_ent_coef`` (continuous
-        models saved before the policy held the temperature) loads.
-        """
-        super().set_parameters(load_path_or_dict, exact_match=exact_match, device=device)
-        self._sync_policy_temperature()
 
     def predict(
         self,

@@ -188,6 +188,7 @@ def test_a_new_temperature_takes_effect_after_load_and_assignment(tmp_path, env_
     model.save(tmp_path / "model")
     observation = np.zeros(model.observation_space.shape, dtype=np.float32)
     loaded = SQL.load(tmp_path / "model", ent_coef=0.05)
+    loaded.predict(observation)
     assert loaded.policy.log_ent_coef.exp().item() == pytest.approx(0.05)
     np.testing.assert_array_equal(
         loaded.predict(observation, deterministic=True)[0], model.predict(observation, deterministic=True)[0]
