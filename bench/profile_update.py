@@ -4,10 +4,10 @@ The phases are timed with ``time.perf_counter`` by wrapping, in this script only
 and methods that ``SQL.train()`` calls; each phase gets its exclusive time (a nested phase pauses
 its parent):
 
-- soft value: ``particle_q_values`` on the target critic (M uniform actions) and
-  ``importance_sampled_soft_value`` (Eq. 10);
-- critic step: the rest of ``_svgd_step``: critic forward, loss, backward, finite check, Adam
-  step (Eq. 11);
+- soft value: ``soft_q_target``: ``particle_q_values`` on the target critic (M uniform actions),
+  ``importance_sampled_soft_value`` (Eq. 10) and the soft Bellman target;
+- critic step: ``policy.critic_q_values`` (critic forward), the loss, its backward, finite check
+  and Adam step (Eq. 11);
 - sampler / Stein step: ``sampler_loss`` (K particles, Q at the fixed ones, grad log p, Stein
   direction) without the kernel, then its backward, finite check and Adam step (Eq. 13-14);
 - kernel: ``adaptive_isotropic_gaussian_kernel`` (pairwise distances, median bandwidth);
@@ -79,14 +79,22 @@ def instrument_sql(model: SQL, timer: PhaseTimer) -> None:
     model.collect_rollouts = timer.wrap("collect_rollouts", model.collect_rollouts)
     model.train = timer.wrap("train() rest", model.train)
     model.replay_buffer.sample = timer.wrap("replay sampling", model.replay_buffer.sample)
-    model._svgd_step = timer.wrap("critic step", model._svgd_step)
+    model.soft_q_target = timer.wrap("soft value", model.soft_q_target)
+    model.policy.critic_q_values = timer.wrap("critic step", model.policy.critic_q_values)
+    model.critic.optimizer.step = timer.wrap("critic step", model.critic.optimizer.step)
     model.actor.optimizer.step = timer.wrap("sampler / Stein step", model.actor.optimizer.step)
     particle_q_values = model.policy.particle_q_values
     model.policy.particle_q_values = timer.wrap(  # an instance attribute shadows the static method
         lambda critic, *_: "soft value" if critic is model.critic_target else "sampler / Stein step", particle_q_values
     )
-    sampler_loss = model.sampler_loss
+    sampler_loss, critic_loss = model.sampler_loss, model._critic_loss
     next_backward = []
+
+    def critic_loss_then_backward(*args):
+        next_backward.append("critic step")  # the next backward() is the critic's (Eq. 11)
+        return critic_loss(*args)
+
+    model._critic_loss = timer.wrap("critic step", critic_loss_then_backward)
 
     def sampler_loss_then_backward(*args):
         next_backward.append("sampler / Stein step")  # the next backward() is the sampler's (Eq. 14)
@@ -97,12 +105,11 @@ def instrument_sql(model: SQL, timer: PhaseTimer) -> None:
 
     def timed_backward(tensor, *args, **kwargs):
         if not next_backward:
-            return backward(tensor, *args, **kwargs)  # the critic's: stays in the enclosing phase
+            return backward(tensor, *args, **kwargs)  # the temperature's: stays in the enclosing phase
         with timer.phase(next_backward.pop()):
             return backward(tensor, *args, **kwargs)
 
     th.Tensor.backward = timed_backward
-    sql_module.importance_sampled_soft_value = timer.wrap("soft value", sql_module.importance_sampled_soft_value)
     sql_module.adaptive_isotropic_gaussian_kernel = timer.wrap("kernel", sql_module.adaptive_isotropic_gaussian_kernel)
     sql_module.polyak_update = timer.wrap("target update", sql_module.polyak_update)
     sql_module.check_finite_update = timer.wrap(
@@ -112,8 +119,8 @@ def instrument_sql(model: SQL, timer: PhaseTimer) -> None:
 
 def profile(algo, kwargs: dict, env_id: str, steps: int, learning_starts: int) -> dict[str, float]:
     """Milliseconds per env step (= per gradient step) of each phase over ``steps`` steps after learning starts."""
-    originals = (th.Tensor.backward, sql_module.importance_sampled_soft_value,
-                 sql_module.adaptive_isotropic_gaussian_kernel, sql_module.polyak_update, sql_module.check_finite_update)
+    originals = (th.Tensor.backward, sql_module.adaptive_isotropic_gaussian_kernel, sql_module.polyak_update,
+                 sql_module.check_finite_update)
     model = algo("MlpPolicy", env_id, seed=0, learning_starts=learning_starts, **kwargs)
     model.learn(learning_starts + 10)  # warm-up with random actions, first updates
     timer = PhaseTimer()
@@ -128,8 +135,8 @@ def profile(algo, kwargs: dict, env_id: str, steps: int, learning_starts: int) -
         model.learn(steps, reset_num_timesteps=False)
         total = time.perf_counter() - start
     finally:
-        (th.Tensor.backward, sql_module.importance_sampled_soft_value,
-         sql_module.adaptive_isotropic_gaussian_kernel, sql_module.polyak_update, sql_module.check_finite_update) = originals
+        (th.Tensor.backward, sql_module.adaptive_isotropic_gaussian_kernel, sql_module.polyak_update,
+         sql_module.check_finite_update) = originals
     result = {name: 1000 * seconds / steps for name, seconds in timer.totals.items()}
     result["total"] = 1000 * total / steps
     return result

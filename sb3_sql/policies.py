@@ -7,6 +7,7 @@ policy is the Boltzmann distribution of the soft Q-function itself (docs/method.
 
 from typing import Any
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BaseModel, BasePolicy, ContinuousCritic
@@ -21,6 +22,55 @@ from stable_baselines3.common.torch_layers import (
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
+
+from sb3_sql.soft_value import exact_soft_value, importance_sampled_soft_value, soft_double_q_value
+
+
+class TemperatureMixin(nn.Module):
+    """The temperature ``alpha`` of an SQL policy, held as ``log_ent_coef`` (a parameter of shape ``[1]``).
+
+    Both policies of SQL carry it: for discrete actions it is the temperature of the Boltzmann
+    policy ``softmax(Q / alpha)`` (Eq. 6), for continuous actions that of the target density
+    ``exp(Q / alpha)`` the sampler is trained towards (Eq. 13). It is saved with the policy. ``SQL``
+    writes it from ``ent_coef`` before each ``train()`` and ``predict()`` call, or learns it when
+    ``ent_coef="auto"`` (then it requires a gradient and ``SQL.log_ent_coef`` is this tensor).
+
+    A policy state dict without ``log_ent_coef`` (saved by a version where the continuous policy had
+    none) loads: the parameter keeps its value, and ``SQL`` writes the temperature into it.
+    """
+
+    log_ent_coef: nn.Parameter
+
+    def _init_temperature(self) -> None:
+        # log(alpha), shape [1], alpha = 1 until SQL sets it; no gradient unless ent_coef="auto".
+        self.log_ent_coef = nn.Parameter(th.zeros(1), requires_grad=False)
+
+    @property
+    def ent_coef(self) -> float:
+        """The temperature ``alpha = exp(log_ent_coef)`` (reward units)."""
+        return self.log_ent_coef.exp().item()
+
+    def set_ent_coef(self, ent_coef: float) -> None:
+        """Write the temperature: ``log_ent_coef = log(ent_coef)``, in place (an optimizer keeps its parameter).
+
+        :param ent_coef: the temperature ``alpha`` (reward units, > 0).
+        """
+        self.log_ent_coef.data.fill_(np.log(ent_coef))
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs)
+        # Continuous policies saved before they held the temperature have no log_ent_coef.
+        if prefix + "log_ent_coef" in missing_keys:
+            missing_keys.remove(prefix + "log_ent_coef")
 
 
 class SamplerNetwork(BasePolicy):
@@ -123,12 +173,13 @@ class SamplerNetwork(BasePolicy):
         return self(observation, deterministic)
 
 
-class SVGDPolicy(BasePolicy):
+class SVGDPolicy(TemperatureMixin, BasePolicy):
     """Policy of SQL: the soft Q-function(s), their target copy, and the SVGD sampler.
 
     The soft Q-functions are SB3's ``ContinuousCritic`` (``n_critics`` of them; the minimum is used
-    wherever Q serves as a target). Acting draws one action from the sampler; with
-    ``deterministic=True`` the sampler's noise is fixed at 0.
+    wherever Q serves as a target). The temperature ``alpha`` of the target density
+    ``exp(Q / alpha)`` is ``log_ent_coef`` (:class:`TemperatureMixin`). Acting draws one action from
+    the sampler; with ``deterministic=True`` the sampler's noise is fixed at 0.
 
     :param observation_space: observation space.
     :param action_space: a bounded ``Box``.
@@ -202,6 +253,7 @@ class SVGDPolicy(BasePolicy):
             "n_critics": n_critics,
             "share_features_extractor": share_features_extractor,
         }
+        self._init_temperature()
         self._build(lr_schedule)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -268,6 +320,65 @@ class SVGDPolicy(BasePolicy):
         q_input = th.cat([features, actions], dim=-1)
         q_values = th.stack([q_net(q_input).squeeze(-1) for q_net in critic.q_networks])  # [n_critics, batch, K]
         return q_values.min(dim=0).values
+
+    def network_optimizers(self) -> list[th.optim.Optimizer]:
+        """The optimizers of the networks, whose learning rate follows the schedule: the sampler's and the critic's."""
+        return [self.actor.optimizer, self.critic.optimizer]
+
+    def temperature_for_update(self, ent_coef: float) -> float:
+        """The temperature a gradient step computes with: ``ent_coef`` itself, a float (reward units).
+
+        ``log_ent_coef`` holds the same temperature in float32, whose exponential can differ from
+        ``ent_coef`` in the last float32 digit; the importance-sampled soft value and the Stein
+        direction use the float, so a fixed ``ent_coef`` gives exactly its own numbers.
+
+        :param ent_coef: the temperature now (``SQL.current_ent_coef()``).
+        """
+        return ent_coef
+
+    def soft_value(
+        self,
+        critic_target: ContinuousCritic,
+        observations: PyTorchObs,
+        ent_coef: float | th.Tensor,
+        n_particles: int = 16,
+        soft_double_q: bool = False,
+    ) -> th.Tensor:
+        """The soft value of states, importance sampled with ``M`` uniform actions (Eq. 10), without gradient.
+
+        One set of ``M`` actions is drawn uniformly on ``[-1, 1]^D`` for the whole batch (``th.rand``) and
+        evaluated by ``critic_target`` (the minimum over twin critics)::
+
+            V(s) = alpha * [ logsumexp_j(Q(s, a_j) / alpha) - log M + D * log 2 ]
+
+        :param critic_target: the target soft Q-function(s).
+        :param observations: states, ``batch`` of them (the next states of a minibatch).
+        :param ent_coef: the temperature ``alpha`` (reward units).
+        :param n_particles: ``M``, the uniform actions drawn (``SQL``'s ``value_n_particles``).
+        :param soft_double_q: must be False (discrete actions only).
+        :return: ``V(s)``, shape ``[batch, 1]``, in reward units.
+        :raises ValueError: if ``soft_double_q`` is True.
+        """
+        if soft_double_q:
+            raise ValueError("soft_double_q applies to discrete actions only")
+        action_dim = self.actor.action_dim
+        with th.no_grad():
+            value_actions = 2.0 * th.rand(n_particles, action_dim, device=self.device) - 1.0  # [M, D]
+            next_q_values = self.particle_q_values(critic_target, observations, value_actions)  # [batch, M]
+            return importance_sampled_soft_value(next_q_values, ent_coef, action_dim).unsqueeze(-1)
+
+    def critic_q_values(
+        self, critic: ContinuousCritic, observations: PyTorchObs, actions: th.Tensor
+    ) -> tuple[tuple[th.Tensor, ...], None]:
+        """The soft Q-values of a minibatch's actions, for the critic loss (Eq. 11), with gradient.
+
+        :param critic: the soft Q-function(s).
+        :param observations: states, ``batch`` of them.
+        :param actions: the actions taken there, scaled to ``[-1, 1]``, shape ``[batch, D]``.
+        :return: ``Q_i(s, a)``, one ``[batch, 1]`` tensor per critic, and None (the policy is the
+            sampler, not a function of these values).
+        """
+        return critic(observations, actions), None
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self._predict(obs, deterministic=deterministic)
@@ -351,14 +462,13 @@ class DiscreteCritic(BaseModel):
         return tuple(q_net(features) for q_net in self.q_networks)
 
 
-class SoftQPolicy(BasePolicy):
+class SoftQPolicy(TemperatureMixin, BasePolicy):
     """Policy of SQL for discrete actions: the Boltzmann policy ``softmax(Q(s, .) / alpha)``.
 
     No sampler is needed: the soft value (Haarnoja et al., 2017, Eq. 5) and the policy (Eq. 6) are
     exact for ``A`` actions (docs/method.md, "Discrete soft Q-learning"). The policy holds the soft
     Q-function(s) (a :class:`DiscreteCritic`), their target copy, and the temperature ``alpha`` as
-    ``log_ent_coef`` (learnt by the algorithm when ``ent_coef="auto"``, fixed otherwise), so that a
-    saved policy acts on its own.
+    ``log_ent_coef`` (:class:`TemperatureMixin`), so that a saved policy acts on its own.
     Acting samples from ``softmax(min_i Q_i(s, .) / alpha)``; ``deterministic=True`` takes the argmax.
 
     :param observation_space: observation space.
@@ -417,8 +527,7 @@ class SoftQPolicy(BasePolicy):
             "normalize_images": normalize_images,
             "n_critics": n_critics,
         }
-        # log(alpha), shape [1]: set by the algorithm, saved with the policy, learnt when ent_coef="auto".
-        self.log_ent_coef = nn.Parameter(th.zeros(1), requires_grad=False)
+        self._init_temperature()
         self._build(lr_schedule)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -449,14 +558,79 @@ class SoftQPolicy(BasePolicy):
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, None)
         return DiscreteCritic(**critic_kwargs).to(self.device)
 
-    @property
-    def ent_coef(self) -> float:
-        """The temperature ``alpha`` used for acting."""
-        return self.log_ent_coef.exp().item()
-
     def q_values(self, obs: PyTorchObs) -> th.Tensor:
         """``min_i Q_i(s, .)`` over the critics, shape ``[batch, A]``."""
         return th.stack(self.critic(obs)).min(dim=0).values
+
+    def network_optimizers(self) -> list[th.optim.Optimizer]:
+        """The optimizers of the networks, whose learning rate follows the schedule: the critic's."""
+        return [self.critic.optimizer]
+
+    def temperature_for_update(self, ent_coef: float) -> th.Tensor:
+        """The temperature a gradient step computes with: ``exp(log_ent_coef)``, shape ``[1]`` (reward units).
+
+        It is the temperature the Boltzmann policy acts with (``SQL`` writes ``log_ent_coef`` from
+        ``ent_coef`` before each ``train()``, or learns it), not the float ``ent_coef``: the two can
+        differ in the last float32 digit.
+
+        :param ent_coef: the temperature now (``SQL.current_ent_coef()``), held by ``log_ent_coef``.
+        """
+        return self.log_ent_coef.detach().exp()
+
+    def soft_value(
+        self,
+        critic_target: DiscreteCritic,
+        observations: PyTorchObs,
+        ent_coef: float | th.Tensor,
+        n_particles: int = 16,
+        soft_double_q: bool = False,
+    ) -> th.Tensor:
+        """The exact soft value of states ``V(s) = alpha * logsumexp_a(Q(s, a) / alpha)`` (Eq. 5), without gradient.
+
+        ``Q`` is the minimum over the target critics, or with ``soft_double_q`` the soft double-Q
+        estimate: the first target critic's Boltzmann policy evaluated by the second
+        (``sb3_sql.soft_value.soft_double_q_value``).
+
+        :param critic_target: the target soft Q-function(s).
+        :param observations: states, ``batch`` of them (the next states of a minibatch).
+        :param ent_coef: the temperature ``alpha`` (reward units).
+        :param n_particles: unused (the sum over the ``A`` actions is exact).
+        :param soft_double_q: use the soft double-Q estimate (needs two critics).
+        :return: ``V(s)``, shape ``[batch, 1]``, in reward units.
+        """
+        with th.no_grad():
+            next_q_values = critic_target(observations)  # one [batch, A] per critic
+            if soft_double_q:
+                next_soft_value = soft_double_q_value(next_q_values[0], next_q_values[1], ent_coef)
+            else:
+                next_soft_value = exact_soft_value(th.stack(next_q_values).min(dim=0).values, ent_coef)
+            return next_soft_value.unsqueeze(-1)
+
+    def critic_q_values(
+        self, critic: DiscreteCritic, observations: PyTorchObs, actions: th.Tensor
+    ) -> tuple[list[th.Tensor], th.Tensor]:
+        """The soft Q-values of a minibatch's actions, for the critic loss (Eq. 7), and of all actions.
+
+        :param critic: the soft Q-function(s).
+        :param observations: states, ``batch`` of them.
+        :param actions: the indices of the actions taken there, shape ``[batch, 1]``.
+        :return: ``Q_i(s, a)``, one ``[batch, 1]`` tensor per critic, with gradient; and
+            ``min_i Q_i(s, .)``, shape ``[batch, A]``, without gradient: the Boltzmann policy's
+            energies at these states (``boltzmann_entropy``).
+        """
+        all_q_values = critic(observations)  # one [batch, A] per critic
+        taken = [q_values.gather(1, actions.long()) for q_values in all_q_values]
+        return taken, th.stack(all_q_values).detach().min(dim=0).values
+
+    @staticmethod
+    def boltzmann_entropy(q_values: th.Tensor, ent_coef: float | th.Tensor) -> th.Tensor:
+        """The exact entropy of the Boltzmann policy ``softmax(Q(s, .) / alpha)`` (Eq. 6) at each state.
+
+        :param q_values: ``Q(s, .)``, shape ``[batch, A]``.
+        :param ent_coef: the temperature ``alpha`` (reward units).
+        :return: the entropies, shape ``[batch]`` (nats).
+        """
+        return th.distributions.Categorical(logits=q_values / ent_coef).entropy()
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self._predict(obs, deterministic=deterministic)

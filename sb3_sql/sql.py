@@ -8,7 +8,7 @@ Energy-Based Policies", ICML 2017 (arXiv:1702.08165), and its reference code
 import io
 import pathlib
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar, Literal, TypeVar, cast
 
 import numpy as np
@@ -45,7 +45,6 @@ from sb3_sql.policies import (
     SoftQPolicy,
     SVGDPolicy,
 )
-from sb3_sql.soft_value import exact_soft_value, importance_sampled_soft_value, soft_double_q_value
 from sb3_sql.svgd import SATURATION_THRESHOLD, post_tanh_log_correction, squash_log_jacobian, stein_direction
 
 SelfSQL = TypeVar("SelfSQL", bound="SQL")
@@ -125,7 +124,7 @@ class SQL(OffPolicyAlgorithm):
         ``target_entropy``: with the exact entropy of the Boltzmann policy for discrete actions, and
         with a nearest-neighbour estimate from the sampler's ``K`` particles per state for continuous
         actions (``sb3_sql.entropy.kozachenko_leonenko_entropy``, logged as ``train/entropy`` for
-        any temperature); the learnt value is ``log_ent_coef``, as in SAC. It can also be a
+        any temperature); the learnt value is ``log_ent_coef``, as in SAC (the policy's). It can also be a
         schedule, a function of the progress remaining (from 1 to 0) like ``learning_rate``, e.g.
         the log-linear annealing of
         fine-tuning, ``sb3_sql.LogLinearSchedule``; the current value is logged as ``train/ent_coef``.
@@ -343,10 +342,6 @@ class SQL(OffPolicyAlgorithm):
         return cast(ContinuousCritic, self.critic)
 
     @property
-    def _continuous_critic_target(self) -> ContinuousCritic:
-        return cast(ContinuousCritic, self.critic_target)
-
-    @property
     def discrete_actions(self) -> bool:
         """Whether the action space is ``Discrete`` (soft Q-learning proper, no sampler)."""
         return isinstance(self.action_space, spaces.Discrete)
@@ -463,11 +458,13 @@ class SQL(OffPolicyAlgorithm):
         self._setup_temperature()
 
     def _setup_temperature(self) -> None:
-        """The learnt temperature ``log_ent_coef`` when ``ent_coef`` is ``"auto"`` (as in SAC), and its target entropy.
+        """The temperature's home, the policy's ``log_ent_coef``, set to its initial value, and the target entropy.
 
-        Discrete actions keep it in the policy (the Boltzmann policy acts with it; the same tensor is
-        ``self.log_ent_coef``); continuous actions in ``self.log_ent_coef``, saved with the model.
-        ``self.log_ent_coef`` is ``None`` for a fixed temperature, as in SAC.
+        Both policies hold the temperature as ``log_ent_coef`` (``sb3_sql.policies.TemperatureMixin``).
+        With ``ent_coef="auto"`` it is learnt as in SAC: ``self.log_ent_coef`` is that same tensor and
+        ``self.ent_coef_optimizer`` steps it; with a fixed or scheduled ``ent_coef``,
+        ``self.log_ent_coef`` is ``None`` (as in SAC) and ``ent_coef`` is written into the policy
+        before each ``train()`` and ``predict()`` call (``_sync_policy_temperature``).
         """
         if self.target_entropy == "auto":
             if isinstance(self.action_space, spaces.Discrete):
@@ -476,14 +473,10 @@ class SQL(OffPolicyAlgorithm):
                 self.target_entropy = -float(get_action_dim(self.action_space))  # SAC's -dim(A)
         else:
             self.target_entropy = float(self.target_entropy)
+        self.policy.set_ent_coef(self._initial_ent_coef())
         self.log_ent_coef: th.Tensor | None = None
-        if isinstance(self.policy, SoftQPolicy):
-            self.policy.log_ent_coef.data.fill_(np.log(self._initial_ent_coef()))
-            if isinstance(self.ent_coef, str):
-                self.log_ent_coef = self.policy.log_ent_coef.requires_grad_(True)
-        elif isinstance(self.ent_coef, str):
-            self.log_ent_coef = th.full((1,), np.log(self._initial_ent_coef()), device=self.device).requires_grad_(True)
-        if self.log_ent_coef is not None:
+        if isinstance(self.ent_coef, str):
+            self.log_ent_coef = self.policy.log_ent_coef.requires_grad_(True)
             self.ent_coef_optimizer = th.optim.Adam([self.log_ent_coef], lr=self.lr_schedule(1))
 
     def _create_aliases(self) -> None:
@@ -495,12 +488,25 @@ class SQL(OffPolicyAlgorithm):
     def train(self, gradient_steps: int, batch_size: int = 128) -> None:
         """Run ``gradient_steps`` SQL updates on minibatches of ``batch_size`` transitions.
 
-        Each step, in the paper's order: the soft value of the next states (Eq. 10), the soft
-        Bellman target and the critic step (Eq. 11), the Stein direction of the sampler's particles
-        (Eq. 13), the sampler step (Eq. 14), then the target update.
+        Each step, in the paper's order, for both action kinds (what differs is the policy's:
+        ``SVGDPolicy`` or ``SoftQPolicy``):
+
+        1. the soft value of the next states, ``policy.soft_value``: importance sampled for
+           continuous actions (Eq. 10), exact for discrete ones (Eq. 5);
+        2. the soft Bellman target (Eq. 7, 11) and the critic step on its residual (Eq. 11);
+        3. the policy step (``_policy_step``): the sampler step along the Stein direction for
+           continuous actions (Eq. 13-14); none for discrete actions, whose policy is the critic's
+           Boltzmann distribution (Eq. 6); either way the policy's entropy at the minibatch states;
+        4. the temperature step, when ``ent_coef="auto"`` (``_temperature_step``);
+        5. the target update, every ``target_update_interval`` steps.
+
+        The temperature of each step is ``policy.temperature_for_update(current_ent_coef())``: the
+        policy's ``log_ent_coef``, learnt or written from ``ent_coef`` before the first step
+        (``_sync_policy_temperature``); for continuous actions a fixed or scheduled ``ent_coef`` is used
+        as the exact float it holds to float32 precision.
         """
         self.policy.set_training_mode(True)
-        optimizers = [self.critic.optimizer] if self.discrete_actions else [self.actor.optimizer, self.critic.optimizer]
+        optimizers = self.policy.network_optimizers()
         if self.ent_coef_optimizer is not None:
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
@@ -509,12 +515,34 @@ class SQL(OffPolicyAlgorithm):
         stats: dict[str, list[th.Tensor]] = {}
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            if self.discrete_actions:
-                step_stats = self._soft_q_learning_step(replay_data)
-            else:
-                step_stats = self._svgd_step(replay_data)
+            alpha = self.policy.temperature_for_update(self.current_ent_coef())
 
-            # Target update: a hard copy every target_update_interval steps by default.
+            target_q_values, next_soft_value = self.soft_q_target(replay_data, alpha)
+            current_q_values, state_q_values = self.policy.critic_q_values(
+                self.critic,  # type: ignore[arg-type]  # the policy's own critic
+                replay_data.observations,
+                replay_data.actions,
+            )
+            critic_loss = self._critic_loss(current_q_values, target_q_values)
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            check_finite_update("critic", critic_loss, self.critic.parameters(), float(alpha), replay_data)
+            self._clip_grad_norm(self.critic.parameters())
+            self.critic.optimizer.step()
+
+            entropy, policy_stats = self._policy_step(replay_data, alpha, state_q_values)
+            step_stats = {
+                "critic_loss": critic_loss.detach(),
+                "ent_coef": th.as_tensor(alpha).reshape(()),
+                "entropy": entropy,
+                "q_value": current_q_values[0].detach().mean(),
+                "soft_value": next_soft_value.mean(),
+                **policy_stats,
+            }
+            if self.ent_coef_optimizer is not None:
+                step_stats["ent_coef_loss"] = self._temperature_step(entropy, float(alpha), replay_data)
+
+            # Target update: Polyak averaging every step by default, a hard copy with tau=1.
             if (self._n_updates + gradient_step + 1) % self.target_update_interval == 0:
                 polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
                 polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
@@ -528,44 +556,79 @@ class SQL(OffPolicyAlgorithm):
         for key, values in stats.items():
             self.logger.record(f"train/{key}", th.stack(values).mean().item())
 
-    def _svgd_step(self, replay_data: ReplayBufferSamples | DictReplayBufferSamples) -> dict[str, th.Tensor]:
-        """One gradient step for continuous actions: soft Q update (Eq. 10-11), then amortized SVGD (Eq. 13-14).
+    def soft_q_target(
+        self, replay_data: ReplayBufferSamples | DictReplayBufferSamples, alpha: float | th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor]:
+        """The soft Bellman target of the soft Q-function (Eq. 7 and 11), without gradient.
 
-        :return: the step's statistics, scalar tensors keyed by logger name (without ``train/``).
+        ``y = r + (1 - done) * discount * V(s')``, where ``discount`` is ``gamma`` or, with ``n_steps > 1``,
+        the buffer's ``gamma^k`` for each transition, and ``V(s')`` is the policy's soft value of the
+        next states from the target critic (``policy.soft_value``): for continuous actions importance
+        sampled from ``M = value_n_particles`` uniform actions on ``[-1, 1]^D``, one set drawn for the
+        whole minibatch (Eq. 10)::
+
+            V(s') = alpha * [ logsumexp_j(Q_target(s', a_j) / alpha) - log M + D * log 2 ]
+
+        and for discrete actions exact, ``alpha * logsumexp_a(Q_target(s', a) / alpha)`` (Eq. 5), or the
+        soft double-Q estimate with ``soft_double_q``. Twin critics give their minimum.
+
+        :param replay_data: a minibatch of ``batch`` transitions.
+        :param alpha: the temperature (reward units): a float, or a tensor of shape ``[1]``.
+        :return: the targets ``y`` and the soft values ``V(s')``, each ``[batch, 1]``.
         """
-        alpha = self.current_ent_coef()
-        target_q_values, next_soft_value = self.continuous_soft_q_target(replay_data, alpha)
+        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+        next_soft_value = self.policy.soft_value(
+            self.critic_target,  # type: ignore[arg-type]  # the policy's own target critic
+            replay_data.next_observations,
+            alpha,
+            n_particles=self.value_n_particles,
+            soft_double_q=self.soft_double_q,
+        )
+        with th.no_grad():
+            # `dones` is true termination only (SB3 keeps time-limit truncations non-terminal).
+            target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_value
+        return target_q_values, next_soft_value
 
-        current_q_values = self.critic(replay_data.observations, replay_data.actions)
-        critic_loss = self._critic_loss(current_q_values, target_q_values)
-        self.critic.optimizer.zero_grad()
-        critic_loss.backward()
-        check_finite_update("critic", critic_loss, self.critic.parameters(), alpha, replay_data)
-        self._clip_grad_norm(self.critic.parameters())
-        self.critic.optimizer.step()
+    def _policy_step(
+        self,
+        replay_data: ReplayBufferSamples | DictReplayBufferSamples,
+        alpha: float | th.Tensor,
+        state_q_values: th.Tensor | None,
+    ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
+        """The policy's part of a gradient step, after the critic step, and the policy's entropy.
 
-        actor_loss, kernel, pre_tanh = self.sampler_loss(replay_data.observations, alpha)
+        With a sampler (``SVGDPolicy``, continuous actions): one sampler step along the Stein
+        direction (``sampler_loss``, Eq. 13-14), and the Kozachenko-Leonenko estimate of the entropy
+        from its ``K`` particles per state (``sb3_sql.entropy``, actions scaled to ``[-1, 1]^D``).
+        Without (``SoftQPolicy``, discrete actions) the policy is the Boltzmann distribution of the
+        critic (Eq. 6): nothing to step, and its entropy is exact, at the Q-values of the critic step.
+
+        :param replay_data: the minibatch of the step (``batch`` states).
+        :param alpha: the temperature of the step (reward units).
+        :param state_q_values: ``min_i Q_i(s, .)``, ``[batch, A]``, from ``policy.critic_q_values``
+            (None for a sampler).
+        :return: the mean entropy over the states (nats, a scalar without gradient) and the step's
+            statistics of the sampler (``actor_loss``, ``kernel_bandwidth``, ``saturated_fraction``;
+            none without a sampler), scalar tensors keyed by logger name without ``train/``.
+        """
+        if isinstance(self.policy, SoftQPolicy):
+            assert state_q_values is not None
+            return self.policy.boltzmann_entropy(state_q_values, alpha).mean(), {}
+
+        actor_loss, kernel, pre_tanh = self.sampler_loss(replay_data.observations, float(alpha))
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
-        check_finite_update("sampler", actor_loss, self.actor.parameters(), alpha, replay_data)
+        check_finite_update("sampler", actor_loss, self.actor.parameters(), float(alpha), replay_data)
         self._clip_grad_norm(self.actor.parameters())
         self.actor.optimizer.step()
 
-        # The sampler's entropy at the minibatch states, from its K particles (nats, actions in [-1, 1]^D).
-        entropy = kozachenko_leonenko_entropy(pre_tanh.detach().tanh()).mean()
-        step_stats = {
-            "critic_loss": critic_loss.detach(),
+        actions = pre_tanh.detach().tanh()  # [batch, K, D], in [-1, 1]^D
+        sampler_stats = {
             "actor_loss": actor_loss.detach(),
-            "ent_coef": th.tensor(alpha),
-            "entropy": entropy,
-            "q_value": current_q_values[0].detach().mean(),
-            "soft_value": next_soft_value.mean(),
             "kernel_bandwidth": kernel.bandwidth.mean(),
-            "saturated_fraction": (pre_tanh.detach().tanh().abs() > SATURATION_THRESHOLD).float().mean(),
+            "saturated_fraction": (actions.abs() > SATURATION_THRESHOLD).float().mean(),
         }
-        if self.ent_coef_optimizer is not None:
-            step_stats["ent_coef_loss"] = self._temperature_step(entropy, alpha, replay_data)
-        return step_stats
+        return kozachenko_leonenko_entropy(actions).mean(), sampler_stats
 
     def _temperature_step(
         self, entropy: th.Tensor, alpha: float, replay_data: ReplayBufferSamples | DictReplayBufferSamples
@@ -583,35 +646,7 @@ class SQL(OffPolicyAlgorithm):
         self.ent_coef_optimizer.step()
         return ent_coef_loss.detach()
 
-    def continuous_soft_q_target(
-        self, replay_data: ReplayBufferSamples | DictReplayBufferSamples, alpha: float
-    ) -> tuple[th.Tensor, th.Tensor]:
-        """The soft Bellman target of the soft Q-function for continuous actions (Eq. 10 and 11), without gradient.
-
-        ``y = r + (1 - done) * discount * V(s')``, where ``discount`` is ``gamma`` or, with ``n_steps > 1``,
-        the buffer's ``gamma^k`` for each transition, and ``V(s')`` is importance sampled from ``M``
-        uniform actions on ``[-1, 1]^D``, one set drawn for the whole minibatch, evaluated by the
-        target critic (the minimum over twin critics)::
-
-            V(s') = alpha * [ logsumexp_j(Q_target(s', a_j) / alpha) - log M + D * log 2 ]
-
-        :param replay_data: a minibatch of ``batch`` transitions.
-        :param alpha: the temperature (reward units).
-        :return: the targets ``y`` and the soft values ``V(s')``, each ``[batch, 1]``.
-        """
-        action_dim = self.actor.action_dim
-        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-        with th.no_grad():
-            value_actions = 2.0 * th.rand(self.value_n_particles, action_dim, device=self.device) - 1.0  # [M, D]
-            next_q_values = self._svgd_policy.particle_q_values(
-                self._continuous_critic_target, replay_data.next_observations, value_actions
-            )
-            next_soft_value = importance_sampled_soft_value(next_q_values, alpha, action_dim).unsqueeze(-1)  # [batch, 1]
-            # `dones` is true termination only (SB3 keeps time-limit truncations non-terminal).
-            target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_value
-        return target_q_values, next_soft_value
-
-    def _critic_loss(self, current_q_values: list[th.Tensor], target_q_values: th.Tensor) -> th.Tensor:
+    def _critic_loss(self, current_q_values: Sequence[th.Tensor], target_q_values: th.Tensor) -> th.Tensor:
         """The soft Q regression loss summed over the critics: half the squared residual (Eq. 11) or its Huber form.
 
         :param current_q_values: one ``[batch, 1]`` tensor per critic.
@@ -628,13 +663,25 @@ class SQL(OffPolicyAlgorithm):
             th.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm)
 
     def current_ent_coef(self) -> float:
-        """The temperature ``alpha`` now: the learnt one (``"auto"``), the schedule's value, or ``ent_coef``."""
+        """The temperature ``alpha`` now (reward units).
+
+        The learnt one (``"auto"``: the policy's ``log_ent_coef``), or the value of the setting: the
+        schedule's at the current progress, or ``ent_coef`` itself. The policy's ``log_ent_coef`` holds a
+        fixed or scheduled value too, from the last ``train()`` or ``predict()`` call
+        (``_sync_policy_temperature``), in float32.
+        """
         if isinstance(self.ent_coef, str):
-            assert self.log_ent_coef is not None  # set up with "auto"
-            return float(self.log_ent_coef.detach().exp())
+            return float(self.policy.log_ent_coef.detach().exp())
         if callable(self.ent_coef):
             return float(self.ent_coef(self._current_progress_remaining))
         return float(self.ent_coef)
+
+    @property
+    def ent_coef_tensor(self) -> th.Tensor | None:
+        """SAC's fixed temperature as a tensor: ``current_ent_coef()``, shape ``[]``; None with ``ent_coef="auto"``."""
+        if isinstance(self.ent_coef, str):
+            return None
+        return th.tensor(self.current_ent_coef(), device=self.device)
 
     def sampler_loss(self, observations: PyTorchObs, alpha: float) -> tuple[th.Tensor, KernelOutput, th.Tensor]:
         """The amortized SVGD loss of the sampler on a batch of states (Eq. 13 and 14).
@@ -675,50 +722,6 @@ class SQL(OffPolicyAlgorithm):
         # The sampler follows the direction through the chain rule (Eq. 14): a sum, not a mean.
         actor_loss = -(updated_particles * direction).sum()
         return actor_loss, kernel, pre_tanh
-
-    def _soft_q_learning_step(self, replay_data: ReplayBufferSamples | DictReplayBufferSamples) -> dict[str, th.Tensor]:
-        """One gradient step for discrete actions: exact soft value and soft Q update (Eq. 5, 7), then the temperature.
-
-        :return: the step's statistics, scalar tensors keyed by logger name (without ``train/``).
-        """
-        assert isinstance(self.policy, SoftQPolicy)
-        alpha = self.policy.log_ent_coef.detach().exp()  # the temperature of this step, shape [1]
-        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-
-        with th.no_grad():
-            # Exact soft value of the next state (Eq. 5), from the target critic(s) [batch, A].
-            next_q_values = self.critic_target(replay_data.next_observations)
-            if self.soft_double_q:
-                next_soft_value = soft_double_q_value(next_q_values[0], next_q_values[1], alpha)
-            else:
-                next_soft_value = exact_soft_value(th.stack(next_q_values).min(dim=0).values, alpha)
-            # Soft Bellman target (Eq. 7); `dones` is true termination only.
-            target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_soft_value.unsqueeze(-1)
-
-        all_q_values = self.critic(replay_data.observations)  # one [batch, A] per critic
-        actions = replay_data.actions.long()  # [batch, 1]
-        current_q_values = [q_values.gather(1, actions) for q_values in all_q_values]
-        critic_loss = self._critic_loss(current_q_values, target_q_values)
-        self.critic.optimizer.zero_grad()
-        critic_loss.backward()
-        check_finite_update("critic", critic_loss, self.critic.parameters(), alpha.item(), replay_data)
-        self._clip_grad_norm(self.critic.parameters())
-        self.critic.optimizer.step()
-
-        # The Boltzmann policy softmax(Q / alpha) at the minibatch states (Eq. 6) and its exact entropy.
-        q_values = th.stack(all_q_values).detach().min(dim=0).values
-        entropy = th.distributions.Categorical(logits=q_values / alpha).entropy()  # [batch], nats
-        step_stats = {
-            "critic_loss": critic_loss.detach(),
-            "ent_coef": alpha.squeeze(0),
-            "entropy": entropy.mean(),
-            "q_value": current_q_values[0].detach().mean(),
-            "soft_value": next_soft_value.mean(),
-        }
-        if self.ent_coef_optimizer is not None:
-            # Automatic temperature with the exact entropy of the Boltzmann policy.
-            step_stats["ent_coef_loss"] = self._temperature_step(entropy.mean(), alpha.item(), replay_data)
-        return step_stats
 
     def learn(
         self: SelfSQL,
@@ -769,17 +772,19 @@ class SQL(OffPolicyAlgorithm):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        # log_ent_coef is saved with the policy (discrete actions) or as a PyTorch variable (continuous).
+        # log_ent_coef is the policy's (saved with it) and, when learnt, also a PyTorch variable.
         return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "log_ent_coef"]
 
     def _sync_policy_temperature(self) -> None:
-        """Discrete actions with a fixed or scheduled ``ent_coef``: the Boltzmann policy acts at that temperature.
+        """A fixed or scheduled ``ent_coef``: write its current value into the policy's ``log_ent_coef``.
 
-        ``ent_coef`` is the home of a fixed temperature; the policy's copy follows it, so a value
-        given to ``SQL.load(path, ent_coef=x)`` or set as ``model.ent_coef = x`` takes effect.
+        ``ent_coef`` is the setting and the policy's ``log_ent_coef`` the temperature in use (as SB3
+        writes the learning-rate schedule into the optimizers), so a value given to
+        ``SQL.load(path, ent_coef=x)`` or set as ``model.ent_coef = x`` takes effect at the next
+        ``train()`` or ``predict()`` call, for both action kinds. A learnt temperature is left alone.
         """
-        if isinstance(self.policy, SoftQPolicy) and not isinstance(self.ent_coef, str):
-            self.policy.log_ent_coef.data.fill_(np.log(self.current_ent_coef()))
+        if not isinstance(self.ent_coef, str):
+            self.policy.set_ent_coef(self.current_ent_coef())
 
     def predict(
         self,
@@ -793,9 +798,11 @@ class SQL(OffPolicyAlgorithm):
         return super().predict(observation, state, episode_start, deterministic)
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
-        temperature = [] if self.ent_coef_optimizer is None else ["ent_coef_optimizer"]
-        if not self.discrete_actions:
-            # A learnt temperature is saved as a PyTorch variable, as in SAC.
-            return ["policy", "actor.optimizer", "critic.optimizer", *temperature], ["log_ent_coef"] if temperature else []
-        # The temperature is the policy's log_ent_coef (the same tensor as self.log_ent_coef), saved with the policy.
-        return ["policy", "critic.optimizer", *temperature], []
+        networks = (
+            ["policy", "critic.optimizer"] if self.discrete_actions else ["policy", "actor.optimizer", "critic.optimizer"]
+        )
+        if self.ent_coef_optimizer is None:
+            return networks, []
+        # A learnt temperature is the policy's log_ent_coef, saved with the policy; it is also saved as a
+        # PyTorch variable, as in SAC (where continuous models kept it before their policy held it).
+        return [*networks, "ent_coef_optimizer"], ["log_ent_coef"]

@@ -349,7 +349,7 @@ def test_continuous_soft_target_matches_a_hand_computation():
         discounts=th.tensor([[0.99], [0.99], [0.9801], [0.970299], [0.9801], [0.99]]),  # n-step: gamma^k per transition
     )
     th.manual_seed(3)
-    targets, _ = model.continuous_soft_q_target(replay_data, alpha=0.3)
+    targets, _ = model.soft_q_target(replay_data, alpha=0.3)
     th.manual_seed(3)
     value_actions = 2.0 * th.rand(5, 1) - 1.0  # the same draw of the M uniform actions
     with th.no_grad():
@@ -357,7 +357,7 @@ def test_continuous_soft_target_matches_a_hand_computation():
     np.testing.assert_allclose(targets.squeeze(-1).numpy(), expected, rtol=1e-5, atol=1e-5)
     # Without n-step discounts the buffer gives None and gamma is used.
     th.manual_seed(3)
-    targets_gamma, _ = model.continuous_soft_q_target(replay_data._replace(discounts=None), alpha=0.3)
+    targets_gamma, _ = model.soft_q_target(replay_data._replace(discounts=None), alpha=0.3)
     with th.no_grad():
         expected_gamma = hand_soft_target(model, replay_data, value_actions, 0.3, [model.gamma] * batch)
     np.testing.assert_allclose(targets_gamma.squeeze(-1).numpy(), expected_gamma, rtol=1e-5, atol=1e-5)

@@ -181,18 +181,23 @@ def test_max_grad_norm_clips_every_network_step(tiny_model, env_id):
     assert grad_norm > 1e-3  # without the option the same step's gradient is larger
 
 
-def test_a_new_temperature_takes_effect_after_load_and_assignment(tmp_path):
-    model = SQL("MlpPolicy", "CartPole-v1", ent_coef=1.0, learning_starts=10, seed=0, policy_kwargs={"net_arch": [8]})
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_a_new_temperature_takes_effect_after_load_and_assignment(tmp_path, env_id):
+    model = SQL("MlpPolicy", env_id, ent_coef=1.0, learning_starts=10, seed=0, policy_kwargs={"net_arch": [8]})
     model.learn(20)
-    model.save(tmp_path / "discrete")
-    observation = np.zeros(4, dtype=np.float32)
-    loaded = SQL.load(tmp_path / "discrete", ent_coef=0.05)
+    model.save(tmp_path / "model")
+    observation = np.zeros(model.observation_space.shape, dtype=np.float32)
+    loaded = SQL.load(tmp_path / "model", ent_coef=0.05)
     loaded.predict(observation)
     assert loaded.policy.log_ent_coef.exp().item() == pytest.approx(0.05)
+    np.testing.assert_array_equal(
+        loaded.predict(observation, deterministic=True)[0], model.predict(observation, deterministic=True)[0]
+    )
     loaded.ent_coef = 0.2
     loaded.predict(observation)
     assert loaded.policy.log_ent_coef.exp().item() == pytest.approx(0.2)
-    # The soft value of training uses it too.
-    loaded.set_env(gym.make("CartPole-v1"))
+    # The updates of training use it too.
+    loaded.set_env(gym.make(env_id))
     loaded.learn(20)
     assert loaded.policy.log_ent_coef.exp().item() == pytest.approx(0.2)
+    assert loaded.logger.name_to_value["train/ent_coef"] == pytest.approx(0.2)
