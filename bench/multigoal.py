@@ -41,11 +41,11 @@ MIN_SHARE = 0.10
 def algorithm_kwargs(name: str, ent_coef: str) -> dict:
     """Keyword arguments of SQL (shipped entry) or SAC (the same shared settings, SAC's own targets)."""
     sql_kwargs = load_hyperparams(ENV_ID)
+    value: str | float = ent_coef if ent_coef.startswith("auto") else float(ent_coef)  # "auto" learns it
     if name == "SQL":
-        return {**sql_kwargs, "ent_coef": float(ent_coef)}
+        return {**sql_kwargs, "ent_coef": value}
     shared = ("policy_kwargs", "learning_rate", "batch_size", "learning_starts", "gamma")
-    sac_ent_coef = ent_coef if ent_coef.startswith("auto") else float(ent_coef)
-    return {**{key: sql_kwargs[key] for key in shared}, "ent_coef": sac_ent_coef}
+    return {**{key: sql_kwargs[key] for key in shared}, "ent_coef": value}
 
 
 def goal_shares(algo, kwargs: dict, seed: int, timesteps: int, n_episodes: int) -> tuple[np.ndarray, float]:
