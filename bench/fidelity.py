@@ -11,7 +11,8 @@ Two protocols, both measured against an exact density computed by numerical inte
 
 For each target and temperature it reports the total variation (TV) distance between the
 histograms of 20,000 sampler draws and of the exact density (10 bins per dimension; for the
-6-D target, the 64 orthants), the mass of each mode against the exact mass, and the entropy
+6-D target, the 64 orthants), the mass of each mode against the exact mass, the share of draws in
+the target's empty region (its least dense cells, holding 1% of the exact mass), and the entropy
 (nats) of the sampler (Kozachenko-Leonenko nearest-neighbour estimate on the draws) against the
 exact differential entropy. One picture per target (draws over the exact density) goes to
 ``--out``.
@@ -44,6 +45,8 @@ from sb3_sql import SQL
 N_DRAWS = 20_000
 HIST_BINS = 10  # per dimension, over [-1, 1]
 GRID = 400  # integration points per dimension for the exact density (D <= 2)
+#: The "empty region" of a target: its least dense cells, together holding this share of the exact mass.
+EMPTY_MASS = 0.01
 
 
 def log_gaussian_mixture(actions: th.Tensor, means: list[list[float]], weights: list[float], std: float) -> th.Tensor:
@@ -199,7 +202,13 @@ def exact_reference(target: Target, alpha: float) -> dict:
         if target.dim == 1:
             hist = mass.reshape(HIST_BINS, -1).sum(1)
             modes = {name: float(mass[rule(points[:, None])].sum()) for name, rule in target.modes.items()}
-            return {"hist": hist, "modes": modes, "entropy": entropy_1d, "grid": (points, density)}
+            return {
+                "hist": hist,
+                "modes": modes,
+                "entropy": entropy_1d,
+                "grid": (points, density),
+                "empty": empty_cells(mass),
+            }
         # Orthant masses of the product: prod_d (p+ or p-).
         orthants = np.array(
             [
@@ -215,7 +224,35 @@ def exact_reference(target: Target, alpha: float) -> dict:
     hist = mass.reshape(HIST_BINS, step, HIST_BINS, step).sum(axis=(1, 3)).ravel()
     flat = points.reshape(-1, 2)
     modes = {name: float(mass.ravel()[rule(flat)].sum()) for name, rule in target.modes.items()}
-    return {"hist": hist, "modes": modes, "entropy": entropy_of(density, (2.0 / GRID) ** 2), "grid": (points, density)}
+    return {
+        "hist": hist,
+        "modes": modes,
+        "entropy": entropy_of(density, (2.0 / GRID) ** 2),
+        "grid": (points, density),
+        "empty": empty_cells(mass),
+    }
+
+
+def empty_cells(mass: np.ndarray) -> np.ndarray:
+    """The least dense grid cells that together hold ``EMPTY_MASS`` of the exact mass (same shape as ``mass``)."""
+    order = np.argsort(mass, axis=None)
+    inside = np.cumsum(mass.ravel()[order]) <= EMPTY_MASS
+    empty = np.zeros(mass.size, dtype=bool)
+    empty[order[inside]] = True
+    return empty.reshape(mass.shape)
+
+
+def empty_region_mass(exact: dict, actions: np.ndarray) -> float:
+    """Share of the draws in the target's empty region (exact share: at most ``EMPTY_MASS``); NaN in 6-D.
+
+    Mass there is what the sampler puts where the target has almost none, e.g. on the ridges a
+    continuous sampler draws between separated modes.
+    """
+    if "empty" not in exact:
+        return float("nan")
+    empty = exact["empty"]
+    cells = np.clip(((actions + 1) / 2 * empty.shape[0]).astype(int), 0, empty.shape[0] - 1)  # [N, D]
+    return float(empty[tuple(cells.T)].mean())
 
 
 def sample_histogram(target: Target, actions: np.ndarray) -> np.ndarray:
@@ -262,6 +299,7 @@ def evaluate(target: Target, alpha: float, actions: np.ndarray, exact: dict) -> 
     return {
         "tv": 0.5 * float(np.abs(hist - exact["hist"]).sum()),
         "max_mode_error": max(abs(modes[name] - exact["modes"][name]) for name in modes),
+        "empty_region_mass": empty_region_mass(exact, actions),
         "modes": modes,
         "entropy_kl": kozachenko_leonenko_entropy(actions),
         "entropy_exact": exact["entropy"],
@@ -349,7 +387,8 @@ def main() -> None:
 
     rows = []
     print(f"protocol {args.protocol}, {steps} steps, SQL kwargs {args.sql_kwargs}")
-    print(f"{'target':>13} {'alpha':>5} {'seed':>4} {'TV':>6} {'mode err':>8} {'H sampler':>9} {'H exact':>8} {'s':>5}")
+    header = ("target", 13), ("alpha", 5), ("seed", 4), ("TV", 6), ("mode err", 8), ("empty", 6), ("H sampler", 9)
+    print(" ".join(f"{name:>{width}}" for name, width in header) + f" {'H exact':>8} {'s':>5}")
     for name in args.targets:
         target = TARGETS[name]
         for alpha in args.alphas or target.alphas:
@@ -366,6 +405,7 @@ def main() -> None:
                 seconds = time.perf_counter() - start
                 print(
                     f"{name:>13} {alpha:>5} {seed:>4} {result['tv']:6.3f} {result['max_mode_error']:8.3f} "
+                    f"{result['empty_region_mass']:6.3f} "
                     f"{result['entropy_kl']:9.3f} {result['entropy_exact']:8.3f} {seconds:5.0f}",
                     flush=True,
                 )
@@ -388,11 +428,17 @@ def main() -> None:
             tvs = [row["tv"] for row in rows if row["target"] == name and row["alpha"] == alpha]
             errors = [row["max_mode_error"] for row in rows if row["target"] == name and row["alpha"] == alpha]
             print(f"{name:>13} {alpha:>5} median TV {statistics.median(tvs):.3f}, max mode error {max(errors):.3f}")
-    with open(args.out / f"fidelity_{args.protocol}.csv", "a", newline="") as file:
+    csv_path = args.out / f"fidelity_{args.protocol}.csv"
+    if csv_path.exists():
+        with open(csv_path, newline="") as file:
+            if next(csv.reader(file), None) != list(rows[0]):  # written before a column was added
+                csv_path = csv_path.with_name(f"fidelity_{args.protocol}_{int(time.time())}.csv")
+    with open(csv_path, "a", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         if file.tell() == 0:
             writer.writeheader()
         writer.writerows(rows)
+    print(f"appended to {csv_path}")
 
 
 if __name__ == "__main__":
