@@ -5,8 +5,9 @@ One cell is one (task, algorithm, seed) training run. SQL uses the shipped hyper
 task's budget below with one torch thread. SB3's ``EvalCallback`` evaluates every ``eval_freq``
 env steps on a separate environment (deterministic actions, as SB3 evaluates by default, and
 stochastic ones: SQL's policy is the sampler) and each cell is written to
-``<out>/<task>_<algo>_seed<seed>.csv``. Cells whose CSV exists are skipped, so a long benchmark
-runs one cell (or one task) at a time, in any order and on any machine, and a final call with
+``<out>/<task>_<algo>_seed<seed>.csv``, the trained model beside it (``.zip``). Cells whose
+CSV exists are skipped, so a long benchmark runs one cell (or one task) at a time, in any order
+and on any machine, and a final call with
 ``--plot-only`` gathers every CSV in ``<out>`` into ``<out>/curves.png`` and prints the final
 returns (mean and spread over seeds, and SQL/SAC).
 
@@ -83,6 +84,7 @@ def run_cell(
         wall = time.perf_counter() - start
         results = {mode: np.load(Path(logs) / mode / "evaluations.npz") for mode in MODES}
     path = cell_path(out, env_id, algo, seed)
+    model.save(path.with_suffix(".zip"))  # the trained agent, for evaluations after the fact
     with open(path, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(FIELDS)
