@@ -164,7 +164,8 @@ class SQL(OffPolicyAlgorithm):
     :param use_sde_at_warmup: accepted for SAC's signature; unused (no gSDE).
     :param stats_window_size: window size for the rollout logging.
     :param tensorboard_log: the log location for tensorboard (if None, no logging).
-    :param policy_kwargs: additional arguments for the policy (``net_arch``, ``n_critics``, ...).
+    :param policy_kwargs: additional arguments for the policy (``net_arch``, ``n_critics``, ...;
+        ``sampler_noise_skip``, on by default for new models, is the sampler's and unused for discrete actions).
     :param verbose: 0 no output, 1 info, 2 debug.
     :param seed: seed for the pseudo random generators.
     :param device: device (cpu, cuda, ...) on which the code should be run.
@@ -281,6 +282,10 @@ class SQL(OffPolicyAlgorithm):
         ):
             # New models get the sampler with the noise skip (a loaded model keeps the one it was saved with).
             self.policy_kwargs = {"sampler_noise_skip": True, **self.policy_kwargs}
+        elif isinstance(getattr(self, "action_space", None), spaces.Discrete):
+            # No sampler, hence no noise skip: as for the kernel settings, the sampler's option is unused,
+            # so that REFERENCE_HYPERPARAMETERS apply to both action kinds.
+            self.policy_kwargs = {key: value for key, value in self.policy_kwargs.items() if key != "sampler_noise_skip"}
         self.ent_coef = ent_coef
         self.target_entropy = target_entropy
         self.ent_coef_optimizer: th.optim.Adam | None = None

@@ -8,7 +8,7 @@ from gymnasium import spaces
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
-from sb3_sql import SQL, LogLinearSchedule, SVGDPolicy
+from sb3_sql import REFERENCE_HYPERPARAMETERS, SQL, LogLinearSchedule, SVGDPolicy
 
 LOGGED_KEYS = [
     "train/critic_loss",
@@ -247,6 +247,17 @@ def test_what_sac_accepts_is_accepted():
     assert any(not th.equal(before, after) for before, after in zip(target_before, model.critic.parameters(), strict=True))
     # SAC's gSDE keywords with gSDE off are accepted and do nothing.
     SQL("MlpPolicy", "Pendulum-v1", use_sde=False, sde_sample_freq=4, use_sde_at_warmup=True)
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_reference_hyperparameters_apply_to_both_action_kinds(env_id):
+    model = SQL("MlpPolicy", env_id, **REFERENCE_HYPERPARAMETERS)
+    assert (model.tau, model.target_update_interval, model.learning_starts) == (1.0, 1000, 1000)
+    assert (model.kernel_n_particles, model.kernel_bandwidth) == (16, "reference")
+    if env_id == "Pendulum-v1":
+        assert not model.actor.noise_skip  # the reference sampler: a = tanh(f(s, xi))
+        assert SQL("MlpPolicy", env_id).actor.noise_skip  # the default: the noise added to the output
+    model.learn(20)
 
 
 def test_rare_polyak_averaging_warns():
