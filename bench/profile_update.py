@@ -36,9 +36,9 @@ from sb3_sql import SQL
 SQL_PHASES = ("soft value", "critic step", "sampler / Stein step", "kernel", "target update",
               "replay sampling", "collect_rollouts", "train() rest")
 CONFIGS = {
-    "defaults (2x128, batch 128, K=M=16)": {},
-    "K=M=32": {"kernel_n_particles": 32, "value_n_particles": 32},
-    "2x256, batch 256, K=M=16": {"batch_size": 256, "policy_kwargs": {"net_arch": [256, 256]}},
+    "defaults (2x128, batch 128, K=32, M=16)": {},
+    "K=M=16 (the reference's particles)": {"kernel_n_particles": 16},
+    "2x256, batch 256, K=32, M=16": {"batch_size": 256, "policy_kwargs": {"net_arch": [256, 256]}},
 }
 
 
