@@ -1,6 +1,6 @@
 """SQL on a MuJoCo task with the shipped hyperparameters: evaluation return before and after training.
 
-    python bench/mujoco_return.py [--env HalfCheetah-v5] [--timesteps 30000] [--seed 0]
+python bench/mujoco_return.py [--env HalfCheetah-v5] [--timesteps 30000] [--seed 0]
 """
 
 import argparse

@@ -33,8 +33,16 @@ from stable_baselines3 import SAC
 import sb3_sql.sql as sql_module
 from sb3_sql import SQL
 
-SQL_PHASES = ("soft value", "critic step", "sampler / Stein step", "kernel", "target update",
-              "replay sampling", "collect_rollouts", "train() rest")
+SQL_PHASES = (
+    "soft value",
+    "critic step",
+    "sampler / Stein step",
+    "kernel",
+    "target update",
+    "replay sampling",
+    "collect_rollouts",
+    "train() rest",
+)
 CONFIGS = {
     "defaults (2x128, batch 128, K=32, M=16)": {},
     "K=M=16 (the reference's particles)": {"kernel_n_particles": 16},
@@ -119,8 +127,12 @@ def instrument_sql(model: SQL, timer: PhaseTimer) -> None:
 
 def profile(algo, kwargs: dict, env_id: str, steps: int, learning_starts: int) -> dict[str, float]:
     """Milliseconds per env step (= per gradient step) of each phase over ``steps`` steps after learning starts."""
-    originals = (th.Tensor.backward, sql_module.adaptive_isotropic_gaussian_kernel, sql_module.polyak_update,
-                 sql_module.check_finite_update)
+    originals = (
+        th.Tensor.backward,
+        sql_module.adaptive_isotropic_gaussian_kernel,
+        sql_module.polyak_update,
+        sql_module.check_finite_update,
+    )
     model = algo("MlpPolicy", env_id, seed=0, learning_starts=learning_starts, **kwargs)
     model.learn(learning_starts + 10)  # warm-up with random actions, first updates
     timer = PhaseTimer()
@@ -135,8 +147,12 @@ def profile(algo, kwargs: dict, env_id: str, steps: int, learning_starts: int) -
         model.learn(steps, reset_num_timesteps=False)
         total = time.perf_counter() - start
     finally:
-        (th.Tensor.backward, sql_module.adaptive_isotropic_gaussian_kernel, sql_module.polyak_update,
-         sql_module.check_finite_update) = originals
+        (
+            th.Tensor.backward,
+            sql_module.adaptive_isotropic_gaussian_kernel,
+            sql_module.polyak_update,
+            sql_module.check_finite_update,
+        ) = originals
     result = {name: 1000 * seconds / steps for name, seconds in timer.totals.items()}
     result["total"] = 1000 * total / steps
     return result
@@ -163,8 +179,11 @@ def main() -> None:
         print(f"\n{env_id}")
         for title, kwargs in CONFIGS.items():
             report(f"SQL {title}", profile(SQL, kwargs, env_id, args.steps, args.learning_starts), SQL_PHASES)
-        report("SAC defaults (2x256, batch 256)", profile(SAC, {}, env_id, args.steps, args.learning_starts),
-               ("train() rest", "replay sampling", "collect_rollouts"))
+        report(
+            "SAC defaults (2x256, batch 256)",
+            profile(SAC, {}, env_id, args.steps, args.learning_starts),
+            ("train() rest", "replay sampling", "collect_rollouts"),
+        )
 
 
 if __name__ == "__main__":

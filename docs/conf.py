@@ -34,4 +34,3 @@ napoleon_google_docstring = False
 
 html_theme = "sphinx_rtd_theme"
 html_title = f"sb3-sql {release}"
-
