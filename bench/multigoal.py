@@ -20,6 +20,7 @@ Writes multigoal_goal_shares.csv and multigoal_goal_shares.png in --output-dir.
 
 import argparse
 import csv
+import json
 import time
 from pathlib import Path
 
@@ -88,11 +89,19 @@ def main() -> None:
     parser.add_argument("--sac-ent-coef", default="10.0")
     parser.add_argument("--algos", nargs="+", choices=["SQL", "SAC"], default=["SQL", "SAC"])
     parser.add_argument("--output-dir", type=Path, default=Path("bench_results"))
+    parser.add_argument(
+        "--sql-kwargs",
+        type=json.loads,
+        default={},
+        help='SQL keyword arguments over the shipped entry, as JSON, e.g. \'{"kernel_bandwidth": "reference"}\'',
+    )
     args = parser.parse_args()
     th.set_num_threads(1)
 
     algos = {"SQL": (SQL, args.sql_ent_coef), "SAC": (SAC, args.sac_ent_coef)}
     algos = {name: (algo, algorithm_kwargs(name, ent_coef)) for name, (algo, ent_coef) in algos.items() if name in args.algos}
+    if "SQL" in algos:
+        algos["SQL"][1].update(args.sql_kwargs)
     for name, (_, kwargs) in algos.items():
         print(f"{name} hyperparameters: {kwargs}")
     args.output_dir.mkdir(parents=True, exist_ok=True)
