@@ -17,18 +17,22 @@ at one sampler action ``a*`` per state,
 (``D = dim A`` is the soft value itself). The soft Q-function is the model's target critic (the
 minimum over its critics, as SQL's target uses it) and ``alpha`` the model's temperature
 (``current_ent_coef()``). The states are next observations of the replay buffer of a model
-trained here (``--env``, ``--train-steps``, the shipped hyperparameters), or, with ``--model``,
-observations of a rollout of that model's sampler.
+trained here (``--env``, ``--train-steps``, the shipped hyperparameters; the model and the states
+are saved to ``--out``), or, with ``--model``, the saved ``--states`` or observations of a rollout
+of that model's sampler.
 
 For each ``D`` and each proposal, ``--repeats`` independent estimates with ``--m`` draws per state
-are compared with a reference: the uniform estimate with ``2 * --m-ref`` draws (two independent
-halves; their disagreement shows whether the reference itself has converged). Reported, per ``D``
-and proposal, in nats (divided by ``alpha``; multiply by ``alpha`` for reward units, also in the
-CSV): the bias (mean error), the standard deviation of the estimate over repeats (root mean over
-states of the variance), the RMSE; and for the reference: the mean absolute gap between its two
-halves, the mean gap between the large-M estimate with the ``gaussian`` proposal and the uniform
-reference, and the median effective sample size ``(sum w)^2 / sum w^2`` of both references'
-weights (of ``--m-ref`` draws).
+are compared with two large-M references, each of ``2 * --m-ref`` draws in two independent halves
+(their disagreement shows whether a reference has converged): the uniform estimate (the same
+estimator, many more draws) and the ``gaussian`` proposal's. Both estimate ``exp(V / alpha)``
+without bias and ``V`` with a downward bias (Jensen), so where they disagree the larger one is the
+closer. Reported, per ``D`` and proposal, in nats (divided by ``alpha``; multiply by ``alpha`` for
+reward units, also in the CSV): the standard deviation of the estimate over repeats (root mean
+over states of the variance); against each reference the bias (mean error) and the RMSE; against
+the gaussian one also the spread over states of the per-state bias (its state-dependent part,
+which a constant offset of the soft Q-function cannot absorb); for the references: the mean
+absolute gap between the halves of each, the mean gap gaussian minus uniform, and the median
+effective sample size ``(sum w)^2 / sum w^2`` of each half's weights (of ``--m-ref`` draws).
 
 Proposals (``--proposals``); the sampler ones are defensive mixtures, a share ``--mix-uniform`` of
 the ``M`` draws from the uniform and the rest from a density fitted on ``--fit-particles`` pre-tanh
@@ -84,17 +88,42 @@ FIELDS = (
     "m",
     "repeats",
     "n_states",
-    "bias_nats",
     "std_nats",
+    "bias_nats",
     "rmse_nats",
-    "bias",
+    "bias_gaussian_ref_nats",
+    "rmse_gaussian_ref_nats",
+    "bias_spread_gaussian_ref_nats",
     "std",
+    "bias",
     "rmse",
-    "ref_half_gap_nats",
-    "ref_gaussian_gap_nats",
+    "bias_gaussian_ref",
+    "rmse_gaussian_ref",
+    "uniform_ref_half_gap_nats",
+    "gaussian_ref_half_gap_nats",
+    "gaussian_minus_uniform_ref_nats",
     "ess_uniform_ref",
     "ess_gaussian_ref",
     "m_ref",
+)
+
+#: Errors also written in reward units (the ``_nats`` value times ``alpha``).
+REWARD_UNIT_KEYS = ("std", "bias", "rmse", "bias_gaussian_ref", "rmse_gaussian_ref")
+#: The printed table: (header, CSV field, width, format).
+COLUMNS = (
+    ("D", "D", 3, "d"),
+    ("proposal", "proposal", 9, "s"),
+    ("std", "std_nats", 7, ".2f"),
+    ("bias u", "bias_nats", 8, ".2f"),
+    ("rmse u", "rmse_nats", 7, ".2f"),
+    ("bias g", "bias_gaussian_ref_nats", 8, ".2f"),
+    ("rmse g", "rmse_gaussian_ref_nats", 7, ".2f"),
+    ("spread g", "bias_spread_gaussian_ref_nats", 8, ".2f"),
+    ("u gap", "uniform_ref_half_gap_nats", 6, ".2f"),
+    ("g gap", "gaussian_ref_half_gap_nats", 6, ".2f"),
+    ("g - u", "gaussian_minus_uniform_ref_nats", 7, ".2f"),
+    ("ESS u", "ess_uniform_ref", 8, ".1f"),
+    ("ESS g", "ess_gaussian_ref", 8, ".1f"),
 )
 
 
@@ -292,9 +321,10 @@ def measure_batch(model: SQL, obs: th.Tensor, fixed: th.Tensor, dim: int, alpha:
     batch = obs.shape[0]
     q_fn = FixedStateQ(model.critic_target, obs, fixed, dim)
     out = {}
-    out["ref_u1"], out["ess_u"] = log_partition(q_fn, uniform_draws(batch, dim), args.m_ref, alpha)
-    out["ref_u2"], _ = log_partition(q_fn, uniform_draws(batch, dim), args.m_ref, alpha)
-    out["ref_g"], out["ess_g"] = log_partition(q_fn, make_draws(model, obs, dim, "gaussian", args), args.m_ref, alpha)
+    for half in ("1", "2"):
+        out["ref_u" + half], out["ess_u" + half] = log_partition(q_fn, uniform_draws(batch, dim), args.m_ref, alpha)
+        gaussian = make_draws(model, obs, dim, "gaussian", args)
+        out["ref_g" + half], out["ess_g" + half] = log_partition(q_fn, gaussian, args.m_ref, alpha)
     # repeats: every state repeated R times, one independent estimate each -> [batch, R]
     obs_r, fixed_r = obs.repeat_interleave(args.repeats, 0), fixed.repeat_interleave(args.repeats, 0)
     q_fn_r = FixedStateQ(model.critic_target, obs_r, fixed_r, dim)
@@ -308,17 +338,23 @@ def measure_batch(model: SQL, obs: th.Tensor, fixed: th.Tensor, dim: int, alpha:
 
 
 def summarize(results: dict[str, th.Tensor], proposal: str) -> dict[str, float]:
-    """Error statistics (nats) of one proposal's estimates ``[n_states, R]`` against the reference."""
-    reference = th.logaddexp(results["ref_u1"], results["ref_u2"]) - math.log(2)  # both halves, [n_states]
-    errors = results[proposal] - reference[:, None]
+    """Error statistics (nats) of one proposal's estimates ``[n_states, R]`` against the two references."""
+    # each reference pools its two halves (the log of the mean of their exp), [n_states]
+    uniform = th.logaddexp(results["ref_u1"], results["ref_u2"]) - math.log(2)
+    gaussian = th.logaddexp(results["ref_g1"], results["ref_g2"]) - math.log(2)
+    errors, errors_g = results[proposal] - uniform[:, None], results[proposal] - gaussian[:, None]
     return {
-        "bias_nats": errors.mean().item(),
         "std_nats": results[proposal].var(dim=1).mean().sqrt().item(),
+        "bias_nats": errors.mean().item(),
         "rmse_nats": errors.pow(2).mean().sqrt().item(),
-        "ref_half_gap_nats": (results["ref_u1"] - results["ref_u2"]).abs().mean().item(),
-        "ref_gaussian_gap_nats": (results["ref_g"] - reference).mean().item(),
-        "ess_uniform_ref": results["ess_u"].median().item(),
-        "ess_gaussian_ref": results["ess_g"].median().item(),
+        "bias_gaussian_ref_nats": errors_g.mean().item(),
+        "rmse_gaussian_ref_nats": errors_g.pow(2).mean().sqrt().item(),
+        "bias_spread_gaussian_ref_nats": errors_g.mean(dim=1).std().item(),
+        "uniform_ref_half_gap_nats": (results["ref_u1"] - results["ref_u2"]).abs().mean().item(),
+        "gaussian_ref_half_gap_nats": (results["ref_g1"] - results["ref_g2"]).abs().mean().item(),
+        "gaussian_minus_uniform_ref_nats": (gaussian - uniform).mean().item(),
+        "ess_uniform_ref": th.cat([results["ess_u1"], results["ess_u2"]]).median().item(),
+        "ess_gaussian_ref": th.cat([results["ess_g1"], results["ess_g2"]]).median().item(),
     }
 
 
@@ -331,12 +367,12 @@ def train_and_sample_states(args) -> tuple[SQL, th.Tensor]:
     start = time.process_time()
     model.learn(args.train_steps)
     print(f"trained {args.env} for {args.train_steps} steps in {time.process_time() - start:.0f} CPU s")
-    if args.out:
-        model.save(args.out / f"{args.env}_sql_{args.train_steps}.zip")
     buffer = model.replay_buffer
     size = buffer.buffer_size if buffer.full else buffer.pos
     index = np.random.default_rng(args.seed).choice(size, min(args.n_states, size), replace=False)
     next_obs = buffer.next_observations[index, 0]
+    model.save(args.out / f"{args.env}_sql_{args.train_steps}.zip")
+    np.save(args.out / f"{args.env}_sql_{args.train_steps}_states.npy", next_obs)
     return model, th.as_tensor(next_obs, dtype=th.float32)
 
 
@@ -376,7 +412,8 @@ def time_estimators(model: SQL, obs: th.Tensor, alpha: float, args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="Humanoid-v5")
-    parser.add_argument("--model", type=Path, help="a trained SQL zip on --env (states from a rollout of its sampler)")
+    parser.add_argument("--model", type=Path, help="a trained SQL zip on --env (states: --states or a rollout)")
+    parser.add_argument("--states", type=Path, help="with --model: observations [n, obs_dim] saved by a training run (.npy)")
     parser.add_argument("--train-steps", type=int, default=10_000, help="without --model: SQL's training steps")
     parser.add_argument("--n-states", type=int, default=256)
     parser.add_argument("--dims", type=int, nargs="+", help="the D to measure; all 1..dim A by default")
@@ -396,7 +433,8 @@ def main() -> None:
 
     if args.model:
         model = SQL.load(args.model, device="cpu")
-        states, train_steps = rollout_states(model, args), model.num_timesteps
+        states = th.as_tensor(np.load(args.states)[: args.n_states]) if args.states else rollout_states(model, args)
+        train_steps = model.num_timesteps
     else:
         (model, states), train_steps = train_and_sample_states(args), args.train_steps
     alpha = model.current_ent_coef()
@@ -406,9 +444,8 @@ def main() -> None:
     fixed = fixed_actions_of(model, states)
 
     rows = []
-    print("nats (error / alpha); reference: uniform, 2 halves of M_ref; ESS: median over states, of M_ref draws")
-    columns = ("D", 3), ("proposal", 9), ("bias", 8), ("std", 7), ("rmse", 7), ("|", 1), ("ref gap", 7), ("gauss-ref", 9)
-    print(" ".join(f"{name:>{width}}" for name, width in (*columns, ("ESS u", 7), ("ESS g", 8))))
+    print("nats (error / alpha); u: uniform reference, g: gaussian reference (each 2 halves of M_ref draws)")
+    print(" ".join(f"{header:>{width}}" for header, _, width, _ in COLUMNS))
     for dim in dims:
         start = time.process_time()
         parts = [
@@ -420,13 +457,9 @@ def main() -> None:
             stats = summarize(results, proposal)
             row = {"env": args.env, "train_steps": train_steps, "alpha": alpha, "D": dim, "proposal": proposal, "m": args.m}
             row |= {"repeats": args.repeats, "n_states": states.shape[0], "m_ref": args.m_ref, **stats}
-            row |= {key: stats[f"{key}_nats"] * alpha for key in ("bias", "std", "rmse")}
+            row |= {key: stats[f"{key}_nats"] * alpha for key in REWARD_UNIT_KEYS}
             rows.append(row)
-            print(
-                f"{dim:>3} {proposal:>9} {stats['bias_nats']:>8.2f} {stats['std_nats']:>7.2f} {stats['rmse_nats']:>7.2f} | "
-                f"{stats['ref_half_gap_nats']:>7.2f} {stats['ref_gaussian_gap_nats']:>9.2f} "
-                f"{stats['ess_uniform_ref']:>7.1f} {stats['ess_gaussian_ref']:>8.1f}"
-            )
+            print(" ".join(format(row[key], f">{width}{spec}") for _, key, width, spec in COLUMNS))
         print(f"    (D = {dim}: {time.process_time() - start:.0f} CPU s)")
 
     path = args.out / f"{args.env}_{train_steps}.csv"
