@@ -33,6 +33,7 @@ the gaussian one also the spread over states of the per-state bias (its state-de
 which a constant offset of the soft Q-function cannot absorb); for the references: the mean
 absolute gap between the halves of each, the mean gap gaussian minus uniform, and the median
 effective sample size ``(sum w)^2 / sum w^2`` of each half's weights (of ``--m-ref`` draws).
+The table is printed and written to ``<out>/<env>_<steps>_<buffer|rollout|states>.csv``.
 
 Proposals (``--proposals``); the sampler ones are defensive mixtures, a share ``--mix-uniform`` of
 the ``M`` draws from the uniform and the rest from a density fitted on ``--fit-particles`` pre-tanh
@@ -434,9 +435,9 @@ def main() -> None:
     if args.model:
         model = SQL.load(args.model, device="cpu")
         states = th.as_tensor(np.load(args.states)[: args.n_states]) if args.states else rollout_states(model, args)
-        train_steps = model.num_timesteps
+        train_steps, source = model.num_timesteps, "states" if args.states else "rollout"
     else:
-        (model, states), train_steps = train_and_sample_states(args), args.train_steps
+        (model, states), train_steps, source = train_and_sample_states(args), args.train_steps, "buffer"
     alpha = model.current_ent_coef()
     dims = args.dims or list(range(1, model.actor.action_dim + 1))
     print(f"{args.env}: alpha {alpha:g}, {states.shape[0]} states, M {args.m} x {args.repeats} repeats, M_ref 2x{args.m_ref}")
@@ -462,7 +463,7 @@ def main() -> None:
             print(" ".join(format(row[key], f">{width}{spec}") for _, key, width, spec in COLUMNS))
         print(f"    (D = {dim}: {time.process_time() - start:.0f} CPU s)")
 
-    path = args.out / f"{args.env}_{train_steps}.csv"
+    path = args.out / f"{args.env}_{train_steps}_{source}.csv"  # where the states come from
     with open(path, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=FIELDS)
         writer.writeheader()
