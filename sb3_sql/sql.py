@@ -130,8 +130,9 @@ class SQL(OffPolicyAlgorithm):
         fine-tuning, ``sb3_sql.LogLinearSchedule``; the current value is logged as ``train/ent_coef``.
     :param target_entropy: the entropy (nats) that ``ent_coef="auto"`` aims at; ``"auto"`` means
         ``0.5 * log(A)`` for ``A`` discrete actions (half the uniform policy's entropy) and SAC's
-        ``-dim(A)`` for continuous actions (entropy of the actions scaled to ``[-1, 1]^D``; not yet
-        tuned for SQL's sampler).
+        ``-dim(A)`` for continuous actions (entropy of the actions scaled to ``[-1, 1]^D``). Measured:
+        as good as the tuned temperature on Pendulum-v1, but far too low for MultiGoal-v0, where it
+        sends every seed to a single goal (docs, "Benchmarks"); give a target per task.
     :param target_update_interval: update the target network every ``target_update_interval``
         gradient steps (counted over the whole training; default 1 as in SAC, reference 1000).
     :param value_n_particles: ``M``, uniform actions drawn per gradient step to estimate the
