@@ -257,6 +257,7 @@ def compose(
         kernel_update_ratio=first.kernel_update_ratio,
         particle_space=first.particle_space,
         kernel_bandwidth=first.kernel_bandwidth,
+        sampler_kl_coef=first.sampler_kl_coef,
         policy_kwargs=dict(sampler_parameters, constituents=constituents, weights=weight_array.tolist()),
         seed=seed,
         device=device,

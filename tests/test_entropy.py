@@ -3,7 +3,7 @@ import math
 import pytest
 import torch as th
 
-from sb3_sql.entropy import kozachenko_leonenko_entropy
+from sb3_sql.entropy import kozachenko_leonenko_entropy, nearest_neighbour_log_distances
 
 
 @pytest.mark.parametrize("dim", [1, 2, 6])
@@ -29,3 +29,22 @@ def test_coincident_samples_are_finite_and_one_sample_is_refused():
     assert th.isfinite(kozachenko_leonenko_entropy(th.zeros(5, 3))).all()
     with pytest.raises(ValueError, match="at least 2 samples"):
         kozachenko_leonenko_entropy(th.zeros(1, 3))
+
+
+def test_nearest_neighbour_log_distances_match_a_hand_computation():
+    # 1-D: updated particles at 0 and 0.5, a fixed one at 0.7. Nearest neighbours: 0 -> 0.5 (distance
+    # 0.5), 0.5 -> 0.7 (0.2); a particle is not its own neighbour.
+    updated = th.tensor([[[0.0], [0.5]]], dtype=th.float64, requires_grad=True)
+    fixed = th.tensor([[[0.7]]], dtype=th.float64)
+    log_distances = nearest_neighbour_log_distances(updated, fixed)
+    assert log_distances.shape == (1, 2)
+    assert th.allclose(log_distances, th.log(th.tensor([[0.5, 0.2]], dtype=th.float64)))
+    # d/du0 log|u0 - u1| = 1 / (u0 - u1) = -2; u1 appears in both: 1 / (u1 - u0) + 1 / (u1 - 0.7) = 2 - 5.
+    (gradient,) = th.autograd.grad(log_distances.sum(), updated)
+    assert th.allclose(gradient, th.tensor([[[-2.0], [-3.0]]], dtype=th.float64))
+
+
+def test_nearest_neighbour_log_distances_need_two_particles():
+    assert nearest_neighbour_log_distances(th.zeros(3, 1, 2), th.zeros(3, 1, 2)).shape == (3, 1)
+    with pytest.raises(ValueError, match="at least 2 particles"):
+        nearest_neighbour_log_distances(th.zeros(3, 1, 2), th.zeros(3, 0, 2))

@@ -458,6 +458,40 @@ def test_sampler_loss_keeps_both_modes_with_their_weights():
     assert 0.12 < actions[actions < 0].std() < 0.25 and 0.35 < actions.std() < 0.6
 
 
+def sampler_particle_gradient(sampler_kl_coef, particles):
+    """Gradient of SQL's sampler loss with respect to given pre-tanh particles ``[1, K, 1]`` (energy -2 (a - 0.3)^2)."""
+    n_particles = particles.shape[1]
+    model = SQL("MlpPolicy", OneStateEnv(), ent_coef=1.0, kernel_n_particles=n_particles, sampler_kl_coef=sampler_kl_coef)
+    model.critic.q_networks = th.nn.ModuleList([FixedEnergy(lambda a: -2.0 * (a - 0.3) ** 2)])
+    leaf = particles.clone().requires_grad_(True)
+    model.actor.pre_tanh_particles = lambda observations, n_particles, n_detached=0: leaf
+    loss, _, _ = model.sampler_loss(th.zeros(1, 1), 1.0)
+    (gradient,) = th.autograd.grad(loss, leaf)
+    return gradient
+
+
+def test_sampler_kl_term_adds_each_particles_own_score_and_the_entropy_gradient():
+    # K = 4: fixed particles u = -0.6 and 0.4, updated 0.1 and 0.9. With weight w, the loss's gradient
+    # at an updated particle gains -w (d/du log p(u) + D d/du sum_i log eps_i), where
+    # log p(u) = q(tanh u) + log(1 - tanh^2 u) and eps_i is the distance to the nearest neighbour.
+    particles = th.tensor([[[-0.6], [0.4], [0.1], [0.9]]])
+    without = sampler_particle_gradient(0.0, particles)
+    with_term = sampler_particle_gradient(0.25, particles)
+    assert th.equal(with_term[:, :2], without[:, :2])  # the fixed particles get nothing
+    actions = th.tanh(particles[0, 2:, 0])
+    own_score = -4.0 * (actions - 0.3) * (1 - actions**2) - 2 * actions
+    # Nearest neighbours: 0.1 -> 0.4 (fixed), 0.9 -> 0.4 (fixed): d/du log|u - 0.4| = 1 / (u - 0.4).
+    entropy_gradient = th.tensor([1 / (0.1 - 0.4), 1 / (0.9 - 0.4)])
+    expected = -0.25 * (own_score + entropy_gradient)
+    assert th.allclose(with_term[0, 2:, 0] - without[0, 2:, 0], expected, atol=1e-5)
+
+
+def test_sampler_kl_coef_must_be_finite_and_not_negative():
+    for value in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="sampler_kl_coef must be a finite float >= 0"):
+            SQL("MlpPolicy", "Pendulum-v1", sampler_kl_coef=value)
+
+
 @pytest.mark.parametrize("target_entropy, rises", [(5.0, True), (-20.0, False)])
 def test_automatic_temperature_for_continuous_actions(tmp_path, target_entropy, rises):
     model = small_model(ent_coef="auto_0.1", target_entropy=target_entropy, learning_starts=50)
