@@ -253,6 +253,8 @@ def compose(
         ent_coef=alpha,
         target_update_interval=first.target_update_interval,
         value_n_particles=first.value_n_particles,
+        value_proposal=first.value_proposal,
+        value_proposal_uniform_share=first.value_proposal_uniform_share,
         kernel_n_particles=first.kernel_n_particles,
         kernel_update_ratio=first.kernel_update_ratio,
         particle_space=first.particle_space,

@@ -23,7 +23,17 @@ from stable_baselines3.common.torch_layers import (
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from sb3_sql.soft_value import exact_soft_value, importance_sampled_soft_value, soft_double_q_value
+from sb3_sql.soft_value import (
+    PROPOSAL_FIT_PARTICLES,
+    VALUE_PROPOSALS,
+    SquashedGaussianProposal,
+    defensive_mixture_log_density,
+    exact_soft_value,
+    importance_sampled_soft_value,
+    importance_sampled_soft_value_with_proposal,
+    n_uniform_draws,
+    soft_double_q_value,
+)
 
 
 class TemperatureMixin(nn.Module):
@@ -343,29 +353,61 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
         ent_coef: float | th.Tensor,
         n_particles: int = 16,
         soft_double_q: bool = False,
+        proposal: str = "uniform",
+        uniform_share: float = 0.25,
     ) -> th.Tensor:
-        """The soft value of states, importance sampled with ``M`` uniform actions (Eq. 10), without gradient.
+        """The soft value of states, importance sampled with ``M`` actions (Eq. 10), without gradient.
 
-        One set of ``M`` actions is drawn uniformly on ``[-1, 1]^D`` for the whole batch (``th.rand``) and
-        evaluated by ``critic_target`` (the minimum over twin critics)::
+        ``proposal="uniform"`` (the paper): one set of ``M`` actions is drawn uniformly on ``[-1, 1]^D``
+        for the whole batch (``th.rand``) and evaluated by ``critic_target`` (the minimum over twin
+        critics)::
 
             V(s) = alpha * [ logsumexp_j(Q(s, a_j) / alpha) - log M + D * log 2 ]
+
+        ``proposal="sampler"``: a defensive mixture per state. ``M_u = round(uniform_share * M)``
+        (at least one) actions are drawn uniformly and the other ``M - M_u`` from a
+        :class:`~sb3_sql.soft_value.SquashedGaussianProposal` fitted to
+        :data:`~sb3_sql.soft_value.PROPOSAL_FIT_PARTICLES` pre-tanh particles of the sampler at that
+        state; every action is weighted by the mixture density
+        ``q(a) = (M_u / M) * 2^-D + (1 - M_u / M) * p_fit(a)`` (balance heuristic)::
+
+            V(s) = alpha * [ logsumexp_j(Q(s, a_j) / alpha - log q(a_j)) - log M ]
+
+        When all ``M`` draws are uniform (``M_u = M``) this is the uniform estimate above, drawn the same way.
 
         :param critic_target: the target soft Q-function(s).
         :param observations: states, ``batch`` of them (the next states of a minibatch).
         :param ent_coef: the temperature ``alpha`` (reward units).
-        :param n_particles: ``M``, the uniform actions drawn (``SQL``'s ``value_n_particles``).
+        :param n_particles: ``M``, the actions drawn per state (``SQL``'s ``value_n_particles``).
         :param soft_double_q: must be False (discrete actions only).
+        :param proposal: ``"uniform"`` or ``"sampler"`` (``SQL``'s ``value_proposal``).
+        :param uniform_share: the uniform share of a ``"sampler"`` proposal's draws, in ``(0, 1]``
+            (``SQL``'s ``value_proposal_uniform_share``).
         :return: ``V(s)``, shape ``[batch, 1]``, in reward units.
-        :raises ValueError: if ``soft_double_q`` is True.
+        :raises ValueError: if ``soft_double_q`` is True, for an unknown ``proposal``, or (``"sampler"``)
+            a ``uniform_share`` outside ``(0, 1]``.
         """
         if soft_double_q:
             raise ValueError("soft_double_q applies to discrete actions only")
+        if proposal not in VALUE_PROPOSALS:
+            raise ValueError(f"proposal must be one of {VALUE_PROPOSALS}, got {proposal!r}")
         action_dim = self.actor.action_dim
+        n_uniform = n_particles if proposal == "uniform" else n_uniform_draws(n_particles, uniform_share)
         with th.no_grad():
-            value_actions = 2.0 * th.rand(n_particles, action_dim, device=self.device) - 1.0  # [M, D]
+            if n_uniform == n_particles:
+                value_actions = 2.0 * th.rand(n_particles, action_dim, device=self.device) - 1.0  # [M, D]
+                next_q_values = self.particle_q_values(critic_target, observations, value_actions)  # [batch, M]
+                return importance_sampled_soft_value(next_q_values, ent_coef, action_dim).unsqueeze(-1)
+            # Defensive mixture: M_u uniform actions and M - M_u from a Gaussian fitted to the sampler, per state.
+            fitted = SquashedGaussianProposal(self.actor.pre_tanh_particles(observations, PROPOSAL_FIT_PARTICLES))
+            fitted_actions = th.tanh(fitted.sample_pre_tanh(n_particles - n_uniform))  # [batch, M - M_u, D]
+            uniform_actions = 2.0 * th.rand(fitted_actions.shape[0], n_uniform, action_dim, device=self.device) - 1.0
+            value_actions = th.cat([uniform_actions, fitted_actions], dim=1)  # [batch, M, D]
+            log_proposal_density = defensive_mixture_log_density(
+                fitted.log_density(value_actions), action_dim, n_uniform / n_particles
+            )  # [batch, M]
             next_q_values = self.particle_q_values(critic_target, observations, value_actions)  # [batch, M]
-            return importance_sampled_soft_value(next_q_values, ent_coef, action_dim).unsqueeze(-1)
+            return importance_sampled_soft_value_with_proposal(next_q_values, log_proposal_density, ent_coef).unsqueeze(-1)
 
     def critic_q_values(
         self, critic: ContinuousCritic, observations: PyTorchObs, actions: th.Tensor
@@ -584,6 +626,8 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
         ent_coef: float | th.Tensor,
         n_particles: int = 16,
         soft_double_q: bool = False,
+        proposal: str = "uniform",
+        uniform_share: float = 0.25,
     ) -> th.Tensor:
         """The exact soft value of states ``V(s) = alpha * logsumexp_a(Q(s, a) / alpha)`` (Eq. 5), without gradient.
 
@@ -595,6 +639,8 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
         :param observations: states, ``batch`` of them (the next states of a minibatch).
         :param ent_coef: the temperature ``alpha`` (reward units).
         :param n_particles: unused (the sum over the ``A`` actions is exact).
+        :param proposal: unused (no sampling).
+        :param uniform_share: unused (no sampling).
         :param soft_double_q: use the soft double-Q estimate (needs two critics).
         :return: ``V(s)``, shape ``[batch, 1]``, in reward units.
         """
