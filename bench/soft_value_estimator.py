@@ -36,14 +36,20 @@ effective sample size ``(sum w)^2 / sum w^2`` of each half's weights (of ``--m-r
 The table is printed and written to ``<out>/<env>_<steps>_<buffer|rollout|states>.csv``.
 
 Proposals (``--proposals``); the sampler ones are defensive mixtures, a share ``--mix-uniform`` of
-the ``M`` draws from the uniform and the rest from a density fitted on ``--fit-particles`` pre-tanh
-particles of SQL's sampler at the state (first ``D`` coordinates), weighted by the mixture density
-(balance heuristic), so the weights are bounded by ``2^D / mix_uniform`` times the integrand:
+the ``M`` draws from the uniform (``round(mix_uniform * M)``, at least one) and the rest from a
+density fitted on ``--fit-particles`` pre-tanh particles of SQL's sampler at the state (first ``D``
+coordinates), weighted by the mixture density with the uniform's realised share (balance
+heuristic, ``sb3_sql.soft_value.defensive_mixture_log_density``), so the weights are bounded by
+``2^D / mix_uniform`` times the integrand:
 
-- ``uniform``: Eq. 10, what SQL uses.
+- ``uniform``: Eq. 10, SQL's default (``value_proposal="uniform"``).
 - ``gaussian``: a Gaussian fitted to the particles in pre-tanh space (covariance shrunk towards its
   diagonal), drawn from and pushed through tanh; its density is exact (Gaussian times the tanh
-  Jacobian), so ``exp(V / alpha)`` is estimated without bias.
+  Jacobian), so ``exp(V / alpha)`` is estimated without bias. The fit is the library's
+  (``sb3_sql.soft_value.SquashedGaussianProposal``).
+- ``sql``: SQL's own estimate with ``value_proposal="sampler"`` (``SVGDPolicy.soft_value``): the
+  ``gaussian`` proposal as the library draws it, fitted on 32 particles
+  (``sb3_sql.soft_value.PROPOSAL_FIT_PARTICLES``) whatever ``--fit-particles``; only at ``D = dim A``.
 - ``kde``: a Gaussian kernel density estimate on the particles (Scott's bandwidth, diagonal),
   drawn from (a particle plus kernel noise); exact density as well.
 - ``particles``: fresh sampler particles as the draws, their density estimated by the ``kde`` of
@@ -71,15 +77,19 @@ import torch as th
 
 from sb3_sql import SQL
 from sb3_sql.policies import SVGDPolicy
-from sb3_sql.soft_value import importance_sampled_soft_value
+from sb3_sql.soft_value import (
+    ACTION_CLAMP,
+    PROPOSAL_COVARIANCE_JITTER,
+    SquashedGaussianProposal,
+    defensive_mixture_log_density,
+    importance_sampled_soft_value,
+    importance_sampled_soft_value_with_proposal,
+    n_uniform_draws,
+)
 from sb3_sql.svgd import squash_log_jacobian
 from sb3_sql.zoo import load_hyperparams
 
-PROPOSALS = ("uniform", "gaussian", "kde", "particles")
-#: Shrinkage of the fitted Gaussian's covariance towards its diagonal (few particles in up to 17 dimensions).
-SHRINK = 0.2
-#: Variance added to the fitted Gaussian's and the kernels' diagonals (pre-tanh units squared).
-JITTER = 1e-4
+PROPOSALS = ("uniform", "gaussian", "sql", "kde", "particles")
 FIELDS = (
     "env",
     "train_steps",
@@ -179,18 +189,13 @@ def log_uniform_density(free: th.Tensor) -> th.Tensor:
     return th.full(free.shape[:-1], -free.shape[-1] * math.log(2.0), dtype=free.dtype)
 
 
-def atanh_clamped(actions: th.Tensor) -> th.Tensor:
-    """``atanh`` of actions in ``[-1, 1]``, clamped inside the open box (float32)."""
-    return th.atanh(actions.clamp(-1 + 1e-6, 1 - 1e-6))
-
-
 class SamplerFit:
     """A density on ``[-1, 1]^D`` fitted, per state, to pre-tanh particles of SQL's sampler.
 
-    ``kind="gaussian"``: ``u ~ N(mean, cov)`` with the covariance shrunk by :data:`SHRINK` towards
-    its diagonal; ``kind="kde"``: an equal-weight mixture of Gaussians centred at the particles, with
-    diagonal bandwidths ``K^(-1/(D+4)) * std_d`` (Scott's rule). The action is ``tanh(u)`` and its
-    log density ``log p(u) - sum_d log(1 - tanh^2 u_d)``.
+    ``kind="gaussian"``: the library's ``SquashedGaussianProposal`` (``u ~ N(mean, cov)``, the
+    covariance shrunk towards its diagonal); ``kind="kde"``: an equal-weight mixture of Gaussians
+    centred at the particles, with diagonal bandwidths ``K^(-1/(D+4)) * std_d`` (Scott's rule). The
+    action is ``tanh(u)`` and its log density ``log p(u) - sum_d log(1 - tanh^2 u_d)``.
 
     :param particles: pre-tanh particles ``[batch, K, D]``.
     :param kind: ``"gaussian"`` or ``"kde"``.
@@ -199,34 +204,31 @@ class SamplerFit:
     def __init__(self, particles: th.Tensor, kind: str):
         self.kind, self.particles = kind, particles
         n_particles, dim = particles.shape[-2:]
-        centred = particles - particles.mean(dim=1, keepdim=True)
         if kind == "gaussian":
-            cov = centred.transpose(1, 2) @ centred / max(n_particles - 1, 1)  # [batch, D, D]
-            diag = th.diag_embed(th.diagonal(cov, dim1=-2, dim2=-1))
-            cov = (1 - SHRINK) * cov + SHRINK * diag + JITTER * th.eye(dim)
-            self.dist = th.distributions.MultivariateNormal(particles.mean(dim=1)[:, None], covariance_matrix=cov[:, None])
+            self.gaussian = SquashedGaussianProposal(particles)
         else:
+            centred = particles - particles.mean(dim=1, keepdim=True)
             std = centred.pow(2).sum(dim=1).div(max(n_particles - 1, 1)).sqrt()  # [batch, D]
-            self.bandwidth = (n_particles ** (-1.0 / (dim + 4)) * std + math.sqrt(JITTER))[:, None]  # [batch, 1, D]
+            jitter = math.sqrt(PROPOSAL_COVARIANCE_JITTER)
+            self.bandwidth = (n_particles ** (-1.0 / (dim + 4)) * std + jitter)[:, None]  # [batch, 1, D]
 
     def sample_pre_tanh(self, n: int) -> th.Tensor:
         """``n`` draws per state in pre-tanh space, ``[batch, n, D]``."""
         if self.kind == "gaussian":
-            return self.dist.sample((n,))[:, :, 0].transpose(0, 1)
+            return self.gaussian.sample_pre_tanh(n)
         index = th.randint(self.particles.shape[1], (self.particles.shape[0], n))
         centres = th.gather(self.particles, 1, index[..., None].expand(-1, -1, self.particles.shape[-1]))
         return centres + self.bandwidth * th.randn_like(centres)
 
     def log_density(self, free: th.Tensor) -> th.Tensor:
         """Log density at actions ``free`` ``[batch, N, D]`` in ``[-1, 1]``; returns ``[batch, N]``."""
-        pre_tanh = atanh_clamped(free)
         if self.kind == "gaussian":
-            log_p = self.dist.log_prob(pre_tanh)
-        else:
-            z = (pre_tanh[:, :, None] - self.particles[:, None]) / self.bandwidth[:, None]  # [batch, N, K, D]
-            log_norm = th.log(self.bandwidth).sum(-1, keepdim=True) + 0.5 * free.shape[-1] * math.log(2 * math.pi)
-            log_kernels = -0.5 * z.pow(2).sum(-1) - log_norm  # [batch, N, K]
-            log_p = th.logsumexp(log_kernels, dim=-1) - math.log(self.particles.shape[1])
+            return self.gaussian.log_density(free)
+        pre_tanh = th.atanh(free.clamp(-1 + ACTION_CLAMP, 1 - ACTION_CLAMP))
+        z = (pre_tanh[:, :, None] - self.particles[:, None]) / self.bandwidth[:, None]  # [batch, N, K, D]
+        log_norm = th.log(self.bandwidth).sum(-1, keepdim=True) + 0.5 * free.shape[-1] * math.log(2 * math.pi)
+        log_kernels = -0.5 * z.pow(2).sum(-1) - log_norm  # [batch, N, K]
+        log_p = th.logsumexp(log_kernels, dim=-1) - math.log(self.particles.shape[1])
         return log_p - squash_log_jacobian(pre_tanh)
 
 
@@ -245,55 +247,61 @@ def uniform_draws(batch: int, dim: int) -> Draws:
 
 
 def mixture_draws(fit: SamplerFit, mix_uniform: float, sampler_draws: Callable[[int], th.Tensor] | None = None) -> Draws:
-    """Defensive mixture: ``round(mix_uniform * n)`` uniform draws and the rest from the sampler's fit.
+    """Defensive mixture: ``n_u = round(mix_uniform * n)`` uniform draws (at least one) and the rest from the sampler's fit.
 
-    The log density is the mixture's, ``log(mix_uniform * 2^-D + (1 - mix_uniform) * p_fit(a))``, at
-    every draw (balance heuristic with fixed counts: ``exp`` of the estimate stays unbiased).
+    The log density is the mixture's, ``log(s * 2^-D + (1 - s) * p_fit(a))`` with the realised share
+    ``s = n_u / n``, at every draw (balance heuristic with fixed counts: ``exp`` of the estimate stays
+    unbiased), as SQL's ``value_proposal="sampler"``.
 
     :param fit: the sampler's fitted density.
-    :param mix_uniform: the uniform's share of the draws, in ``[0, 1]``.
+    :param mix_uniform: the uniform's share of the draws, in ``[0, 1]`` (0: the fit alone).
     :param sampler_draws: if given, ``n -> pre-tanh [batch, n, D]`` fresh sampler particles, drawn
         instead of the fit (the ``particles`` proposal; then the fit only estimates their density).
     """
     batch, _, dim = fit.particles.shape
 
     def draws(n: int) -> tuple[th.Tensor, th.Tensor]:
-        n_uniform = round(mix_uniform * n)
+        n_uniform = n_uniform_draws(n, mix_uniform) if mix_uniform > 0 else 0
         component = sampler_draws if sampler_draws is not None else fit.sample_pre_tanh
         free = th.cat([2.0 * th.rand(batch, n_uniform, dim) - 1.0, th.tanh(component(n - n_uniform))], dim=1)
-        log_uniform = log_uniform_density(free)
-        if mix_uniform <= 0:
+        if n_uniform == 0:
             return free, fit.log_density(free)
-        if mix_uniform >= 1:
-            return free, log_uniform
-        log_q = th.logaddexp(math.log(mix_uniform) + log_uniform, math.log(1 - mix_uniform) + fit.log_density(free))
-        return free, log_q
+        return free, defensive_mixture_log_density(fit.log_density(free), dim, n_uniform / n)
 
     return draws
 
 
 def log_partition(q_fn: Callable[[th.Tensor], th.Tensor], draws: Draws, n: int, alpha: float, chunk: int = 4096):
-    """Importance-sampling estimate of ``log integral exp(Q / alpha) da`` (nats) from ``n`` draws, in chunks.
+    """Importance-sampling estimate of ``log integral exp(Q / alpha) da`` (nats) from ``n`` draws, drawn in chunks.
 
-    ``log Z ~ logsumexp_j(Q(a_j) / alpha - log q(a_j)) - log n``; with the uniform proposal
-    ``alpha * log Z`` is Eq. 10's soft value.
+    ``log Z ~ logsumexp_j(Q(a_j) / alpha - log q(a_j)) - log n``, the library's
+    ``importance_sampled_soft_value_with_proposal`` of ``Q / alpha`` at temperature 1; with the
+    uniform proposal ``alpha * log Z`` is Eq. 10's soft value.
 
     :return: ``log Z`` estimates ``[batch]`` and the effective sample size ``(sum w)^2 / sum w^2`` ``[batch]``.
     """
-    lse, lse_sq = None, None
+    scaled_q_values, log_q_values = [], []  # per chunk, [batch, chunk]
     for start in range(0, n, chunk):
         free, log_q = draws(min(chunk, n - start))
-        log_w = q_fn(free) / alpha - log_q  # [batch, chunk]
-        parts = (th.logsumexp(log_w, dim=-1), th.logsumexp(2 * log_w, dim=-1))
-        lse = parts[0] if lse is None else th.logaddexp(lse, parts[0])
-        lse_sq = parts[1] if lse_sq is None else th.logaddexp(lse_sq, parts[1])
-    return lse - math.log(n), th.exp(2 * lse - lse_sq)
+        scaled_q_values.append(q_fn(free) / alpha)
+        log_q_values.append(log_q)
+    scaled_q, log_q = th.cat(scaled_q_values, dim=-1), th.cat(log_q_values, dim=-1)  # [batch, n]
+    log_w = scaled_q - log_q
+    ess = th.exp(2 * th.logsumexp(log_w, dim=-1) - th.logsumexp(2 * log_w, dim=-1))
+    return importance_sampled_soft_value_with_proposal(scaled_q, log_q, 1.0), ess
 
 
 def uniform_soft_value(q_fn: Callable[[th.Tensor], th.Tensor], batch: int, dim: int, m: int, alpha: float) -> th.Tensor:
     """SQL's estimate (Eq. 10) with ``m`` uniform draws per state, ``[batch]`` (reward units)."""
     free, _ = uniform_draws(batch, dim)(m)
     return importance_sampled_soft_value(q_fn(free), alpha, dim)
+
+
+def sql_soft_value(model: SQL, obs: th.Tensor, alpha: float, args) -> th.Tensor:
+    """SQL's own estimate with ``value_proposal="sampler"`` and ``--m`` draws (``SVGDPolicy.soft_value``), ``[batch, 1]``."""
+    return model.policy.soft_value(
+        model.critic_target, obs, alpha, n_particles=args.m, proposal="sampler", uniform_share=args.mix_uniform
+    )
 
 
 def fixed_actions_of(model: SQL, obs: th.Tensor) -> th.Tensor:
@@ -332,6 +340,10 @@ def measure_batch(model: SQL, obs: th.Tensor, fixed: th.Tensor, dim: int, alpha:
     for proposal in args.proposals:
         if proposal == "uniform":
             estimate = uniform_soft_value(q_fn_r, batch * args.repeats, dim, args.m, alpha) / alpha
+        elif proposal == "sql":
+            if dim < model.actor.action_dim:
+                continue  # SQL's estimate integrates over every action dimension
+            estimate = sql_soft_value(model, obs_r, alpha, args).squeeze(-1) / alpha
         else:
             estimate, _ = log_partition(q_fn_r, make_draws(model, obs_r, dim, proposal, args), args.m, alpha)
         out[proposal] = estimate.view(batch, args.repeats)
@@ -392,7 +404,7 @@ def rollout_states(model: SQL, args) -> th.Tensor:
 
 
 def time_estimators(model: SQL, obs: th.Tensor, alpha: float, args) -> None:
-    """Seconds per call of SQL's soft value (Eq. 10, ``policy.soft_value``) and of each proposal, full ``dim A``."""
+    """Seconds per call of each proposal's estimate at full ``dim A`` (``uniform``, ``sql``: SQL's ``policy.soft_value``)."""
     batch = obs[: model.batch_size]
     dim = model.actor.action_dim
     fixed = fixed_actions_of(model, batch)
@@ -402,6 +414,8 @@ def time_estimators(model: SQL, obs: th.Tensor, alpha: float, args) -> None:
         for _ in range(20):
             if proposal == "uniform":
                 model.policy.soft_value(model.critic_target, batch, alpha, n_particles=args.m)
+            elif proposal == "sql":
+                sql_soft_value(model, batch, alpha, args)
             else:
                 q_fn = FixedStateQ(model.critic_target, batch, fixed, dim)
                 log_partition(q_fn, make_draws(model, batch, dim, proposal, args), args.m, alpha)
@@ -454,7 +468,7 @@ def main() -> None:
             for i in range(0, states.shape[0], args.state_batch)
         ]
         results = {key: th.cat([part[key] for part in parts]) for key in parts[0]}
-        for proposal in args.proposals:
+        for proposal in (name for name in args.proposals if name in results):
             stats = summarize(results, proposal)
             row = {"env": args.env, "train_steps": train_steps, "alpha": alpha, "D": dim, "proposal": proposal, "m": args.m}
             row |= {"repeats": args.repeats, "n_states": states.shape[0], "m_ref": args.m_ref, **stats}

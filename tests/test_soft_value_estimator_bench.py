@@ -115,3 +115,15 @@ def test_measure_batch_reports_errors(model):
     assert all(abs(stats[key]) < 0.05 for key in gaps)
     assert abs(stats["bias_nats"] - stats["bias_gaussian_ref_nats"]) < 0.05 and stats["bias_spread_gaussian_ref_nats"] >= 0
     assert math.isfinite(stats["rmse_nats"]) and stats["rmse_nats"] >= abs(stats["bias_nats"]) - 1e-6
+
+
+def test_sql_proposal_is_the_library_estimate_at_full_dimension(model):
+    dim, curvature = 3, 2.0
+    exact = dim * math.log(math.sqrt(math.pi * ALPHA / curvature) * math.erf(math.sqrt(curvature / ALPHA)))
+    model = with_critic(model, AnalyticQ(0.0, curvature, dim))
+    obs, fixed = states()
+    value = BENCH["sql_soft_value"](model, obs, ALPHA, args(m=2**14))  # [4, 1]
+    assert th.allclose(value.squeeze(-1) / ALPHA, th.full((4,), exact), atol=0.05)
+    options = args(proposals=["sql"], m_ref=2**10)
+    assert BENCH["measure_batch"](model, obs, fixed, 3, ALPHA, options)["sql"].shape == (4, 4)
+    assert "sql" not in BENCH["measure_batch"](model, obs, fixed, 2, ALPHA, options)  # SQL integrates over all D
