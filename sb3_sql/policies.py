@@ -399,9 +399,11 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
                 next_q_values = self.particle_q_values(critic_target, observations, value_actions)  # [batch, M]
                 return importance_sampled_soft_value(next_q_values, ent_coef, action_dim).unsqueeze(-1)
             # Defensive mixture: M_u uniform actions and M - M_u from a Gaussian fitted to the sampler, per state.
-            fitted = SquashedGaussianProposal(self.actor.pre_tanh_particles(observations, PROPOSAL_FIT_PARTICLES))
+            sampler_particles = self.actor.pre_tanh_particles(observations, PROPOSAL_FIT_PARTICLES)  # [batch, K, D]
+            fitted = SquashedGaussianProposal(sampler_particles)
+            batch_size = sampler_particles.shape[0]
+            uniform_actions = 2.0 * th.rand(batch_size, n_uniform, action_dim, device=self.device) - 1.0  # [batch, M_u, D]
             fitted_actions = th.tanh(fitted.sample_pre_tanh(n_particles - n_uniform))  # [batch, M - M_u, D]
-            uniform_actions = 2.0 * th.rand(fitted_actions.shape[0], n_uniform, action_dim, device=self.device) - 1.0
             value_actions = th.cat([uniform_actions, fitted_actions], dim=1)  # [batch, M, D]
             log_proposal_density = defensive_mixture_log_density(
                 fitted.log_density(value_actions), action_dim, n_uniform / n_particles

@@ -127,3 +127,16 @@ def test_sql_proposal_is_the_library_estimate_at_full_dimension(model):
     options = args(proposals=["sql"], m_ref=2**10)
     assert BENCH["measure_batch"](model, obs, fixed, 3, ALPHA, options)["sql"].shape == (4, 4)
     assert "sql" not in BENCH["measure_batch"](model, obs, fixed, 2, ALPHA, options)  # SQL integrates over all D
+
+
+def test_sql_proposal_draws_as_the_gaussian_proposal(model):
+    # Same seed, same draws: the bench's gaussian estimate at D = dim A is SQL's value_proposal="sampler".
+    model = with_critic(model, AnalyticQ(0.3, 2.0, 3))
+    obs, fixed = states()
+    options = args(fit_particles=32)
+    th.manual_seed(3)
+    q_fn = BENCH["FixedStateQ"](model.critic_target, obs, fixed, 3)
+    bench, _ = BENCH["log_partition"](q_fn, BENCH["make_draws"](model, obs, 3, "gaussian", options), 16, ALPHA)
+    th.manual_seed(3)
+    library = BENCH["sql_soft_value"](model, obs, ALPHA, options).squeeze(-1) / ALPHA
+    assert th.allclose(bench, library, atol=1e-5)
