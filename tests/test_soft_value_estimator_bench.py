@@ -11,31 +11,15 @@ import runpy
 from argparse import Namespace
 from pathlib import Path
 
-import gymnasium as gym
-import numpy as np
 import pytest
 import torch as th
-from gymnasium import spaces
+from envs import OneStateEnv
 
 from sb3_sql import SQL
 from sb3_sql.policies import SVGDPolicy
 
 BENCH = runpy.run_path(str(Path(__file__).resolve().parent.parent / "bench" / "soft_value_estimator.py"))
 ALPHA = 0.5
-
-
-class OneState(gym.Env):
-    """One observation (0), a 3-D action box, one step of reward 0."""
-
-    observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-    action_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        return np.zeros(1, np.float32), {}
-
-    def step(self, action):
-        return np.zeros(1, np.float32), 0.0, True, False, {}
 
 
 class AnalyticQ(th.nn.Module):
@@ -53,7 +37,7 @@ class AnalyticQ(th.nn.Module):
 @pytest.fixture(scope="module")
 def model():
     th.manual_seed(0)
-    return SQL("MlpPolicy", OneState(), policy_kwargs={"net_arch": [8]}, ent_coef=ALPHA, seed=0)
+    return SQL("MlpPolicy", OneStateEnv(3), policy_kwargs={"net_arch": [8]}, ent_coef=ALPHA, seed=0)
 
 
 def with_critic(model, q_net):
@@ -95,7 +79,7 @@ def test_quadratic_q_large_m_matches_closed_form(model, proposal):
 
 def test_fast_critic_path_matches_particle_q_values():
     th.manual_seed(1)
-    model = SQL("MlpPolicy", OneState(), policy_kwargs={"net_arch": [8, 8], "n_critics": 2}, seed=1)
+    model = SQL("MlpPolicy", OneStateEnv(3), policy_kwargs={"net_arch": [8, 8], "n_critics": 2}, seed=1)
     obs, fixed = th.randn(5, 1), 2 * th.rand(5, 3) - 1
     free = 2 * th.rand(5, 7, 2) - 1
     q_fn = BENCH["FixedStateQ"](model.critic_target, obs, fixed, 2)

@@ -6,11 +6,10 @@ target critic replaced by an analytic soft Q-function whose soft value is comput
 
 import math
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-from gymnasium import spaces
+from envs import OneStateEnv
 
 from sb3_sql import SQL
 from sb3_sql.compose import compose
@@ -23,20 +22,6 @@ from sb3_sql.soft_value import (
 )
 
 ALPHA = 0.5
-
-
-class OneState(gym.Env):
-    """One observation (0), a 2-D action box, one step of reward 0."""
-
-    observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-    action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        return np.zeros(1, np.float32), {}
-
-    def step(self, action):
-        return np.zeros(1, np.float32), 0.0, True, False, {}
 
 
 def soft_q(actions: th.Tensor) -> th.Tensor:
@@ -65,7 +50,7 @@ def quadrature_soft_value() -> float:
 @pytest.fixture(scope="module")
 def model():
     th.manual_seed(0)
-    model = SQL("MlpPolicy", OneState(), policy_kwargs={"net_arch": [8]}, ent_coef=ALPHA, seed=0)
+    model = SQL("MlpPolicy", OneStateEnv(2), policy_kwargs={"net_arch": [8]}, ent_coef=ALPHA, seed=0)
     model.critic_target.q_networks = [AnalyticQ()]  # particle_q_values reads this list
     return model
 

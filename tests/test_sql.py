@@ -4,6 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from envs import OneStateEnv
 from gymnasium import spaces
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
@@ -393,20 +394,6 @@ def test_stein_target_is_taken_at_the_current_observations():
     for observations, replay_data in zip(seen, drawn, strict=True):
         assert th.equal(observations, replay_data.observations)
         assert not th.equal(observations, replay_data.next_observations)
-
-
-class OneStateEnv(gym.Env):
-    """One state, one-dimensional actions in [-1, 1]: the sampler is trained against a fixed energy."""
-
-    observation_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-    action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        return np.zeros(1, np.float32), {}
-
-    def step(self, action):
-        return np.zeros(1, np.float32), 0.0, True, False, {}
 
 
 class FixedEnergy(th.nn.Module):
