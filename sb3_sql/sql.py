@@ -173,10 +173,11 @@ class SQL(OffPolicyAlgorithm):
         ``sb3_sql.entropy.nearest_neighbour_log_distances``). The Stein direction (Eq. 13) moves a
         particle by the kernel-weighted scores of the *fixed* particles, so particles left between
         modes feel almost no pull once the fixed ones sit in the modes; this term pulls them in.
-        Measured on the fidelity benchmark (docs, "Benchmarks"): with 0.1, the four sharp modes
-        come out at TV 0.08 instead of 0.12, but the masses of unequal modes are worse and in six
-        dimensions the sampler is far too narrow (nearest neighbours are few and far), so it is off
-        by default.
+        Measured on the fidelity benchmark (docs, "Benchmarks"): with 0.01, four sharp modes come
+        out at TV 0.09 instead of 0.12 with unequal modes' masses as good as without; larger
+        weights fill sharper modes but move mass between modes less well. In six dimensions every
+        weight tried makes the sampler too narrow (nearest neighbours are few and far), so it is
+        off by default until measured on learning tasks.
     :param particle_space: where the SVGD particles live: ``"pre_tanh"`` (default, exact: the
         squashed samples follow ``exp(Q / alpha)``) or ``"post_tanh"`` (the reference code's
         action-space particles, biased towards the centre of the box).
