@@ -756,41 +756,42 @@ class SQL(OffPolicyAlgorithm):
         n_fixed = self.kernel_n_particles - int(self.kernel_n_particles * self.kernel_update_ratio)
         # Sampler particles [batch, K, D]: the first K - int(K * ratio) are fixed, the rest updated.
         pre_tanh = self.actor.pre_tanh_particles(observations, self.kernel_n_particles, n_detached=n_fixed)
-        fixed, updated = pre_tanh[:, :n_fixed].detach(), pre_tanh[:, n_fixed:]
+        updated = pre_tanh[:, n_fixed:]
+        # The score grad log p is needed at the fixed particles (Eq. 13) and, with the KL term, at the
+        # updated ones too: one critic pass over those particles as a leaf, input gradients only.
+        n_scored = self.kernel_n_particles if self.sampler_kl_coef > 0 else n_fixed
         if self.particle_space == "pre_tanh":
             # log p(u) = Q(s, tanh u) / alpha + sum_d log(1 - tanh^2 u_d)
-            fixed.requires_grad_(True)
-            fixed_q = self._svgd_policy.particle_q_values(self._continuous_critic, observations, th.tanh(fixed))
-            log_p = fixed_q / alpha + squash_log_jacobian(fixed)
-            fixed_particles, updated_particles = fixed, updated
+            scored = pre_tanh[:, :n_scored].detach().requires_grad_(True)
+            scored_q = self._svgd_policy.particle_q_values(self._continuous_critic, observations, th.tanh(scored))
+            log_p = scored_q / alpha + squash_log_jacobian(scored)
+            updated_particles = updated
         else:
             # Reference code: particles are actions, log p(a) = Q(s, a) / alpha + sum_d log(1 - a_d^2 + eps)
-            fixed_actions = th.tanh(fixed).requires_grad_(True)
-            fixed_q = self._svgd_policy.particle_q_values(self._continuous_critic, observations, fixed_actions)
-            log_p = fixed_q / alpha + post_tanh_log_correction(fixed_actions)
-            fixed_particles, updated_particles = fixed_actions, th.tanh(updated)
-        (grad_log_p,) = th.autograd.grad(log_p.sum(), fixed_particles)  # [batch, Kx, D], critic untouched
+            scored = th.tanh(pre_tanh[:, :n_scored].detach()).requires_grad_(True)
+            scored_q = self._svgd_policy.particle_q_values(self._continuous_critic, observations, scored)
+            log_p = scored_q / alpha + post_tanh_log_correction(scored)
+            updated_particles = th.tanh(updated)
+        (score,) = th.autograd.grad(log_p.sum(), scored)  # [batch, n_scored, D], critic untouched
+        fixed_particles, grad_log_p = scored[:, :n_fixed].detach(), score[:, :n_fixed]
 
         # Stein variational direction with the adaptive RBF kernel (Eq. 13).
         kernel = adaptive_isotropic_gaussian_kernel(
-            fixed_particles.detach(),
+            fixed_particles,
             updated_particles.detach(),
             bandwidth_scales(self.kernel_bandwidth, n_fixed, self.kernel_n_particles),
         )
         direction = stein_direction(kernel, grad_log_p)  # [batch, Ky, D]
+        if self.sampler_kl_coef > 0:
+            # Each updated particle also follows its own score (the nearest-neighbour entropy gradient
+            # is added below): together the gradient of -KL(q || p), which has the same fixed point.
+            direction = direction + self.sampler_kl_coef * score[:, n_fixed:]
         # The sampler follows the direction through the chain rule (Eq. 14): a sum, not a mean.
         actor_loss = -(updated_particles * direction).sum()
         if self.sampler_kl_coef > 0:
-            # Each updated particle also follows its own score plus the nearest-neighbour entropy
-            # gradient: the gradient of KL(q || p), which has the same fixed point.
-            updated_q = self._svgd_policy.particle_q_values(self._continuous_critic, observations, th.tanh(updated))
-            if self.particle_space == "pre_tanh":
-                updated_log_p = updated_q / alpha + squash_log_jacobian(updated)
-            else:
-                updated_log_p = updated_q / alpha + post_tanh_log_correction(updated_particles)
-            log_distances = nearest_neighbour_log_distances(updated_particles, fixed_particles.detach())
+            log_distances = nearest_neighbour_log_distances(updated_particles, fixed_particles)
             dim = updated_particles.shape[-1]
-            actor_loss = actor_loss - self.sampler_kl_coef * (updated_log_p + dim * log_distances).sum()
+            actor_loss = actor_loss - self.sampler_kl_coef * dim * log_distances.sum()
         return actor_loss, kernel, pre_tanh
 
     def learn(

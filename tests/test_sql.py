@@ -473,6 +473,17 @@ def test_sampler_kl_term_adds_each_particles_own_score_and_the_entropy_gradient(
     assert th.allclose(with_term[0, 2:, 0] - without[0, 2:, 0], expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("particle_space", ["pre_tanh", "post_tanh"])
+def test_sampler_loss_leaves_the_critic_without_gradient(particle_space):
+    # The critic is the energy: the sampler's step takes only input gradients from it, with or
+    # without the KL term's own scores.
+    model = SQL("MlpPolicy", "Pendulum-v1", sampler_kl_coef=0.01, particle_space=particle_space, seed=0)
+    loss, _, _ = model.sampler_loss(th.zeros(8, 3), 1.0)
+    loss.backward()
+    assert all(p.grad is None for p in model.critic.parameters())
+    assert all(p.grad is not None for p in model.actor.parameters())
+
+
 def test_sampler_kl_coef_must_be_finite_and_not_negative():
     for value in (-0.1, float("nan")):
         with pytest.raises(ValueError, match="sampler_kl_coef must be a finite float >= 0"):
