@@ -16,6 +16,7 @@ reaches the task's threshold in ``THRESHOLDS``.
     python bench/curves.py                                    # every cell, then the plot
     python bench/curves.py --envs HalfCheetah-v5 --algos SQL --seeds 0   # one cell
     python bench/curves.py --plot-only
+    python bench/curves.py --envs HalfCheetah-v5 --algos SQL --evaluate-saved 20   # the saved models again
 """
 
 import argparse
@@ -31,6 +32,7 @@ import numpy as np
 import torch as th
 from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import CallbackList, EvalCallback
+from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
 from sb3_sql import SQL
@@ -207,6 +209,24 @@ def summarize(out: Path) -> None:
     print(f"mean over seeds (line) and min-max (band): {out / 'curves.png'}")
 
 
+def evaluate_saved(out: Path, env_id: str, algo: str, seeds: list[int], episodes: int) -> None:
+    """Evaluate each saved final model of ``seeds`` again for ``episodes`` episodes per mode; print the returns."""
+    per_mode: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for seed in seeds:
+        model = ALGOS[algo].load(cell_path(out, env_id, algo, seed).with_suffix(".zip"), device="cpu")
+        line = []
+        for offset, mode in enumerate(MODES):
+            env = Monitor(gym.make(env_id))
+            env.reset(seed=20_000 + 100 * seed + offset)  # other episodes than the training's evaluations
+            deterministic = mode == "deterministic"
+            returns, _ = evaluate_policy(model, env, episodes, deterministic=deterministic, return_episode_rewards=True)
+            per_mode[mode].append(float(np.mean(returns)))
+            line.append(f"{mode} {np.mean(returns):.1f} (min {np.min(returns):.1f})")
+        print(f"{env_id} {algo} seed {seed}, {episodes} episodes: " + ", ".join(line), flush=True)
+    for mode, means in per_mode.items():
+        print(f"{env_id} {algo} {mode}: mean over seeds {np.mean(means):.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -221,10 +241,18 @@ def main() -> None:
     parser.add_argument("--eval-freq", type=int, help="evaluation interval instead of the task's")
     parser.add_argument("--force", action="store_true", help="rerun cells whose CSV exists")
     parser.add_argument("--plot-only", action="store_true", help="run nothing; gather the CSVs in --out")
+    parser.add_argument(
+        "--evaluate-saved", type=int, metavar="EPISODES", help="train nothing; evaluate the saved models of the cells again"
+    )
     args = parser.parse_args()
     th.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
 
+    if args.evaluate_saved:
+        for env_id in args.envs:
+            for algo in args.algos:
+                evaluate_saved(args.out, env_id, algo, args.seeds, args.evaluate_saved)
+        return
     if not args.plot_only:
         for env_id in args.envs:
             for seed in args.seeds:
