@@ -19,9 +19,13 @@ its parent):
 SB3 SAC's train step and collect_rollouts are timed the same way for reference.
 
     python bench/profile_update.py [--envs Pendulum-v1 HalfCheetah-v5] [--steps 1000]
+    python bench/profile_update.py --envs HalfCheetah-v5 --no-sac --sql-kwargs '{}' '{"kernel_n_particles": 64}'
+
+``--sql-kwargs`` replaces the three SQL configurations below with one per JSON object given.
 """
 
 import argparse
+import json
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -172,13 +176,20 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=["Pendulum-v1", "HalfCheetah-v5"])
     parser.add_argument("--steps", type=int, default=1000, help="profiled env steps (1 gradient step each)")
     parser.add_argument("--learning-starts", type=int, default=100)
+    parser.add_argument(
+        "--sql-kwargs", nargs="+", metavar="JSON", help="SQL configurations to profile instead of the built-in ones"
+    )
+    parser.add_argument("--no-sac", action="store_true", help="leave SAC out")
     args = parser.parse_args()
+    configs = {text: json.loads(text) for text in args.sql_kwargs} if args.sql_kwargs else CONFIGS
     th.set_num_threads(1)
     print(f"torch {th.__version__}, {th.get_num_threads()} thread; ms per env step = per gradient step, {args.steps} steps")
     for env_id in args.envs:
         print(f"\n{env_id}")
-        for title, kwargs in CONFIGS.items():
+        for title, kwargs in configs.items():
             report(f"SQL {title}", profile(SQL, kwargs, env_id, args.steps, args.learning_starts), SQL_PHASES)
+        if args.no_sac:
+            continue
         report(
             "SAC defaults (2x256, batch 256)",
             profile(SAC, {}, env_id, args.steps, args.learning_starts),
