@@ -220,6 +220,7 @@ def evaluate_saved(out: Path, env_id: str, algo: str, seeds: list[int], episodes
             env.reset(seed=20_000 + 100 * seed + offset)  # other episodes than the training's evaluations
             deterministic = mode == "deterministic"
             returns, _ = evaluate_policy(model, env, episodes, deterministic=deterministic, return_episode_rewards=True)
+            env.close()
             per_mode[mode].append(float(np.mean(returns)))
             line.append(f"{mode} {np.mean(returns):.1f} (min {np.min(returns):.1f})")
         print(f"{env_id} {algo} seed {seed}, {episodes} episodes: " + ", ".join(line), flush=True)
