@@ -17,6 +17,12 @@ reaches the task's threshold in ``THRESHOLDS``.
     python bench/curves.py --envs HalfCheetah-v5 --algos SQL --seeds 0   # one cell
     python bench/curves.py --plot-only
     python bench/curves.py --envs HalfCheetah-v5 --algos SQL --evaluate-saved 20   # the saved models again
+    python bench/curves.py --results-table docs/curves docs/curves/2026-11-30   # the docs' results table
+
+``--results-table`` prints the final returns as one Markdown table in the form of sb3-contrib's
+algorithm pages (task, steps, seeds, SQL and SAC mean +/- standard deviation over seeds) with the
+versions of the libraries; when several folders hold cells of the same task and algorithm, the
+last folder's cells are the ones shown.
 """
 
 import argparse
@@ -165,6 +171,65 @@ def print_time_to_return(cells: dict[tuple[str, str], dict[int, list[dict]]]) ->
         print(f"{env_id:>15} {algo} >= {threshold:g}: " + "; ".join(reached))
 
 
+def merged_cells(folders: list[Path]) -> dict[tuple[str, str], dict[int, list[dict]]]:
+    """The cells of several ``--out`` folders; a later folder's cells of a (task, algorithm) replace an earlier one's."""
+    cells: dict[tuple[str, str], dict[int, list[dict]]] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            sys.exit(f"{folder} is not a folder of cells (CSV files written by this script)")
+        cells.update(read_cells(folder))
+    return cells
+
+
+def mean_std(values: list[float]) -> str:
+    """``mean +/- std`` over seeds (sample standard deviation; none for a single seed)."""
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} +/- {statistics.stdev(values):.1f}"
+
+
+def results_table(cells: dict[tuple[str, str], dict[int, list[dict]]]) -> list[str]:
+    """Markdown rows: per task, its final evaluation return for SQL and SAC, mean +/- std over seeds, both modes.
+
+    A cell is its CSV's last row; "steps" is the smallest last ``timesteps`` of the task's cells, so a
+    shorter cell shows as a smaller budget rather than being compared at another one. The last
+    column is SQL's mean deterministic return over SAC's (when SAC's is positive).
+    """
+    algos = [algo for algo in ALGOS if any(key[1] == algo for key in cells)]
+    header = ["task", "steps", *(f"{algo} seeds" for algo in algos)]
+    header += [f"{algo} {mode}" for mode in MODES for algo in algos] + ["SQL/SAC deterministic"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    order = {env_id: index for index, env_id in enumerate(TASKS)}
+    for env_id in sorted({env for env, _ in cells}, key=lambda env: (order.get(env, len(order)), env)):
+        finals = {
+            (algo, mode): [float(rows[-1][mode]) for _, rows in sorted(cells.get((env_id, algo), {}).items())]
+            for algo in algos
+            for mode in MODES
+        }
+        steps = min(int(rows[-1]["timesteps"]) for algo in algos for rows in cells.get((env_id, algo), {}).values())
+        line = [env_id, f"{steps // 1000}k" if steps % 1000 == 0 else str(steps)]
+        line += [",".join(str(seed) for seed in sorted(cells.get((env_id, algo), {}))) or "-" for algo in algos]
+        line += [mean_std(finals[algo, mode]) if finals[algo, mode] else "not run" for mode in MODES for algo in algos]
+        sql, sac = finals.get(("SQL", "deterministic")), finals.get(("SAC", "deterministic"))
+        positive = sql and sac and statistics.mean(sac) > 0
+        line.append(f"{statistics.mean(sql) / statistics.mean(sac):.2f}" if positive else "-")
+        lines.append("| " + " | ".join(line) + " |")
+    return lines
+
+
+def versions() -> str:
+    """The versions of the libraries that the results depend on, one line."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for package in ("sb3-sql", "stable-baselines3", "rl_zoo3", "gymnasium", "mujoco", "torch"):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            found.append(f"{package} not installed")
+    return ", ".join(found)
+
+
 def summarize(out: Path) -> None:
     """Print the final returns per task and algorithm and draw ``out/curves.png``."""
     from matplotlib.figure import Figure
@@ -243,10 +308,21 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="rerun cells whose CSV exists")
     parser.add_argument("--plot-only", action="store_true", help="run nothing; gather the CSVs in --out")
     parser.add_argument(
+        "--results-table",
+        type=Path,
+        nargs="+",
+        metavar="FOLDER",
+        help="run nothing; print the Markdown results table of the cells in these folders (a later folder wins)",
+    )
+    parser.add_argument(
         "--evaluate-saved", type=int, metavar="EPISODES", help="train nothing; evaluate the saved models of the cells again"
     )
     args = parser.parse_args()
     th.set_num_threads(1)
+    if args.results_table:
+        print("\n".join(results_table(merged_cells(args.results_table))))
+        print(f"\nfinal evaluation return, mean +/- standard deviation over seeds; {versions()}")
+        return
     args.out.mkdir(parents=True, exist_ok=True)
 
     if args.evaluate_saved:

@@ -1,0 +1,47 @@
+import csv
+import runpy
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "curves.py"
+FIELDS = ("env", "algo", "seed", "timesteps", "deterministic", "stochastic", "wall_s", "train_steps_per_s", "train_s")
+
+
+def write_cell(folder, env_id, algo, seed, finals, steps=100_000):
+    """A cell's CSV with one early row and the final ``(deterministic, stochastic)`` returns."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{env_id}_{algo}_seed{seed}.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, FIELDS)
+        writer.writeheader()
+        writer.writerow(dict(zip(FIELDS, (env_id, algo, seed, steps // 2, -1.0, -2.0, 1, 50.0, 1), strict=True)))
+        writer.writerow(dict(zip(FIELDS, (env_id, algo, seed, steps, *finals, 2, 50.0, 2), strict=True)))
+
+
+def table(monkeypatch, capsys, *folders):
+    monkeypatch.syspath_prepend(str(BENCH.parent))  # as `python bench/curves.py` does, for bench/common.py
+    monkeypatch.setattr(sys, "argv", ["curves.py", "--results-table", *map(str, folders)])
+    runpy.run_path(str(BENCH), run_name="__main__")
+    return {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in capsys.readouterr().out.splitlines()}
+
+
+def test_results_table_gives_mean_and_std_over_seeds_with_the_last_folder_winning(tmp_path, monkeypatch, capsys):
+    old, new = tmp_path / "old", tmp_path / "new"
+    for seed, finals in enumerate([(1000.0, 900.0), (2000.0, 1100.0), (3000.0, 1300.0)]):
+        write_cell(old, "Hopper-v5", "SAC", seed, finals)
+        write_cell(old, "Hopper-v5", "SQL", seed, (1.0, 1.0))  # replaced by the newer folder's SQL cells
+    write_cell(new, "Hopper-v5", "SQL", 0, (2500.0, 500.0))
+    write_cell(new, "Hopper-v5", "SQL", 1, (3500.0, 700.0))
+    write_cell(new, "Walker2d-v5", "SQL", 0, (400.0, 300.0), steps=50_000)
+
+    rows = table(monkeypatch, capsys, old, new)
+    assert rows["task"] == [
+        "task", "steps", "SQL seeds", "SAC seeds", "SQL deterministic", "SAC deterministic",
+        "SQL stochastic", "SAC stochastic", "SQL/SAC deterministic",
+    ]  # fmt: skip
+    # SQL: mean 3000, sample std 707.1 (sqrt(2 * 500^2)); SAC: mean 2000, std 1000; 3000 / 2000 = 1.50
+    assert rows["Hopper-v5"] == [
+        "Hopper-v5", "100k", "0,1", "0,1,2", "3000.0 +/- 707.1", "2000.0 +/- 1000.0",
+        "600.0 +/- 141.4", "1100.0 +/- 200.0", "1.50",
+    ]  # fmt: skip
+    # one seed has no spread; a task SAC has not run says so and has no ratio
+    assert rows["Walker2d-v5"] == ["Walker2d-v5", "50k", "0", "-", "400.0", "not run", "300.0", "not run", "-"]
