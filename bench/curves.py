@@ -17,12 +17,12 @@ reaches the task's threshold in ``THRESHOLDS``.
     python bench/curves.py --envs HalfCheetah-v5 --algos SQL --seeds 0   # one cell
     python bench/curves.py --plot-only
     python bench/curves.py --envs HalfCheetah-v5 --algos SQL --evaluate-saved 20   # the saved models again
-    python bench/curves.py --results-table docs/curves docs/curves/2026-11-30   # the docs' results table
+    python bench/curves.py --results-table docs/curves docs/curves/2026-11-30 --picture results.png
 
 ``--results-table`` prints the final returns as one Markdown table in the form of sb3-contrib's
 algorithm pages (task, steps, seeds, SQL and SAC mean +/- standard deviation over seeds) with the
 versions of the libraries; when several folders hold cells of the same task and algorithm, the
-last folder's cells are the ones shown.
+last folder's cells are the ones shown (and drawn, with ``--picture``).
 """
 
 import argparse
@@ -232,8 +232,6 @@ def versions() -> str:
 
 def summarize(out: Path) -> None:
     """Print the final returns per task and algorithm and draw ``out/curves.png``."""
-    from matplotlib.figure import Figure
-
     cells = read_cells(out)
     envs = sorted({env for env, _ in cells})
     if not envs:
@@ -255,7 +253,14 @@ def summarize(out: Path) -> None:
                 print(f"{env_id:>15} SQL/SAC {mode}: {ratio}")
 
     print_time_to_return(cells)
+    draw_curves(cells, out / "curves.png")
 
+
+def draw_curves(cells: dict[tuple[str, str], dict[int, list[dict]]], path: Path) -> None:
+    """One panel per task and evaluation mode: the mean return over seeds (line) and min-max (band), into ``path``."""
+    from matplotlib.figure import Figure
+
+    envs = sorted({env for env, _ in cells})
     figure = Figure(figsize=(5 * len(envs), 4 * len(MODES)), layout="constrained")
     grid = figure.subplots(len(MODES), len(envs), squeeze=False)
     for mode, row_axes in zip(MODES, grid, strict=True):
@@ -270,8 +275,8 @@ def summarize(out: Path) -> None:
         for env_id, axes in axes_of.items():
             axes.set(title=env_id, xlabel="env steps", ylabel=f"{mode} evaluation return")
             axes.legend()
-    figure.savefig(out / "curves.png", dpi=100)
-    print(f"mean over seeds (line) and min-max (band): {out / 'curves.png'}")
+    figure.savefig(path, dpi=100)
+    print(f"mean over seeds (line) and min-max (band): {path}")
 
 
 def evaluate_saved(out: Path, env_id: str, algo: str, seeds: list[int], episodes: int) -> None:
@@ -314,14 +319,18 @@ def main() -> None:
         metavar="FOLDER",
         help="run nothing; print the Markdown results table of the cells in these folders (a later folder wins)",
     )
+    parser.add_argument("--picture", type=Path, help="with --results-table: also draw those cells' curves into this PNG")
     parser.add_argument(
         "--evaluate-saved", type=int, metavar="EPISODES", help="train nothing; evaluate the saved models of the cells again"
     )
     args = parser.parse_args()
     th.set_num_threads(1)
     if args.results_table:
-        print("\n".join(results_table(merged_cells(args.results_table))))
+        cells = merged_cells(args.results_table)
+        print("\n".join(results_table(cells)))
         print(f"\nfinal evaluation return, mean +/- standard deviation over seeds; {versions()}")
+        if args.picture:
+            draw_curves(cells, args.picture)
         return
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -17,9 +17,9 @@ def write_cell(folder, env_id, algo, seed, finals, steps=100_000):
         writer.writerow(dict(zip(FIELDS, (env_id, algo, seed, steps, *finals, 2, 50.0, 2), strict=True)))
 
 
-def table(monkeypatch, capsys, *folders):
+def table(monkeypatch, capsys, *folders, picture):
     monkeypatch.syspath_prepend(str(BENCH.parent))  # as `python bench/curves.py` does, for bench/common.py
-    monkeypatch.setattr(sys, "argv", ["curves.py", "--results-table", *map(str, folders)])
+    monkeypatch.setattr(sys, "argv", ["curves.py", "--results-table", *map(str, folders), "--picture", str(picture)])
     runpy.run_path(str(BENCH), run_name="__main__")
     return {line.split(" | ")[0].lstrip("| "): line.strip("| ").split(" | ") for line in capsys.readouterr().out.splitlines()}
 
@@ -33,7 +33,8 @@ def test_results_table_gives_mean_and_std_over_seeds_with_the_last_folder_winnin
     write_cell(new, "Hopper-v5", "SQL", 1, (3500.0, 700.0))
     write_cell(new, "Walker2d-v5", "SQL", 0, (400.0, 300.0), steps=50_000)
 
-    rows = table(monkeypatch, capsys, old, new)
+    rows = table(monkeypatch, capsys, old, new, picture=tmp_path / "results.png")
+    assert (tmp_path / "results.png").stat().st_size > 10_000
     assert rows["task"] == [
         "task", "steps", "SQL seeds", "SAC seeds", "SQL deterministic", "SAC deterministic",
         "SQL stochastic", "SAC stochastic", "SQL/SAC deterministic",
