@@ -178,6 +178,8 @@ def merged_cells(folders: list[Path]) -> dict[tuple[str, str], dict[int, list[di
         if not folder.is_dir():
             sys.exit(f"{folder} is not a folder of cells (CSV files written by this script)")
         cells.update(read_cells(folder))
+    if not cells:
+        sys.exit(f"no CSV in {', '.join(map(str, folders))}: run some cells first")
     return cells
 
 
@@ -325,6 +327,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     th.set_num_threads(1)
+    if args.picture and not args.results_table:
+        parser.error("--picture draws the cells of --results-table: give the folders there")
     if args.results_table:
         cells = merged_cells(args.results_table)
         print("\n".join(results_table(cells)))
