@@ -2,7 +2,7 @@
 
 One seed of the finish-line experiment (Haarnoja et al., ICML 2017, section 5.2, Figure 3; the
 seeds are bench/exploration.py's). The swimmer is paid the speed at which its centre of mass
-moves away from its start along x, in either direction, and 100 with the end of the episode when
+moves away from its start along x, in either direction, and 1000 with the end of the episode when
 it reaches the finish line at x = +2. Trains each algorithm with the shipped hyperparameters
 (SQL: hyperparams/sql.yml; SAC: rl_zoo3's Swimmer-v4 entry) and records every training
 episode's return and the final x of its centre of mass. Prints the first training step at which

@@ -34,7 +34,7 @@ def test_registered_with_time_limit():
     env = gym.make("FinishLineSwimmer-v0")
     observation, _ = env.reset(seed=0)
     assert observation.shape == (10,)  # qpos with the root's x and y, then qvel
-    assert env.unwrapped.finish_distance == 2.0 and env.unwrapped.finish_bonus == 100.0
+    assert env.unwrapped.finish_distance == 2.0 and env.unwrapped.finish_bonus == 1000.0
     assert gym.make("FinishLineSwimmer-v0", finish_distance=3.0).unwrapped.finish_distance == 3.0
 
 
@@ -88,7 +88,7 @@ def test_crossing_the_line_pays_the_bonus_and_terminates():
     x_before, _, reward, terminated, truncated, info = step_from(env, 1.99, 1.0, [0.0, 0.0])
     assert info["com_x_position"] >= 2.0 > x_before
     assert terminated and not truncated and info["is_success"]
-    assert reward == pytest.approx(abs(info["com_x_position"] - x_before) / DT + 100.0, rel=1e-6)
+    assert reward == pytest.approx(abs(info["com_x_position"] - x_before) / DT + 1000.0, rel=1e-6)
     # just short of the line, or behind the start going backwards: no bonus
     _, _, reward, terminated, _, info = step_from(env, 1.5, 0.0, [0.0, 0.0])
     assert info["com_x_position"] < 2.0 and not terminated and info["reward_finish"] == 0.0

@@ -29,7 +29,10 @@ from gymnasium.envs.mujoco.swimmer_v5 import SwimmerEnv
 # --- Task constants (documented in FinishLineSwimmerEnv's docstring). ---
 # The finish line is x = +2 m: the centre of mass starts at x ~ 0, and random torques move it ~0.2 m in 1000 steps.
 FINISH_DISTANCE = 2.0
-FINISH_BONUS = 100.0  # paid once, with termination, when the centre of mass reaches the line
+# Paid once, with termination, when the centre of mass reaches the line. 1000 is above any backward
+# episode: the speed reward adds up to 25 per metre (dt = 0.04 s), and SQL swam 10.4 m backwards
+# (258.5) in 1000 steps with the first bonus of 100, more than a crossing paid (docs/exploration.md).
+FINISH_BONUS = 1000.0
 SPEED_REWARDS = ("away_from_start", "absolute")
 MAX_EPISODE_STEPS = 1000  # Swimmer-v5's time limit (40 s of simulation, dt = 0.04 s)
 
@@ -46,7 +49,7 @@ class FinishLineSwimmerEnv(SwimmerEnv):
       away from its x at reset ``c0_x`` (within about 0.1 of 0; default,
       ``speed_reward="away_from_start"``), or
       ``|c'_x - c_x| / dt`` (``speed_reward="absolute"``); plus
-      ``finish_bonus`` (100) with termination on the first step whose final centre of mass x is
+      ``finish_bonus`` (1000) with termination on the first step whose final centre of mass x is
       at least ``finish_distance`` (2.0; the straight swimmer with its root at x = 0 has its
       centre of mass at x = 0). Registered as ``FinishLineSwimmer-v0`` with a 1000-step limit;
     - info: Swimmer-v5's (``x_position`` and ``x_velocity`` are the front segment's), with
