@@ -68,6 +68,7 @@ TASKS = {
 ALGOS = {"SQL": SQL, "SAC": SAC}
 MODES = ("deterministic", "stochastic")
 SOLVED_SHARE = 0.5
+BOTH_WAYS_DISTANCE = 1.0  # m from x = 0: the swimmer explored both directions (see swam_both_ways)
 FIELDS = (
     "task", "algo", "seed", "timesteps", "first_success_step",
     "success_deterministic", "success_stochastic", "return_deterministic", "return_stochastic",
@@ -255,6 +256,21 @@ def solved(row: dict) -> bool:
     return max(float(row["success_deterministic"]), float(row["success_stochastic"])) >= SOLVED_SHARE
 
 
+def training_x_range(rows: list[dict]) -> tuple[float, float]:
+    """The smallest and largest x of the swimmer's centre of mass over a cell's training episodes (m)."""
+    return min(float(row["train_x_min"]) for row in rows), max(float(row["train_x_max"]) for row in rows)
+
+
+def swam_both_ways(rows: list[dict]) -> bool:
+    """Whether a swimmer cell's training episodes went more than ``BOTH_WAYS_DISTANCE`` from x = 0 on both sides.
+
+    The reference code's diagnostic of a policy that explores both directions (its undirected
+    swimmer logs how many directions the episodes made more than 1 m of progress in).
+    """
+    low, high = training_x_range(rows)
+    return low < -BOTH_WAYS_DISTANCE and high > BOTH_WAYS_DISTANCE
+
+
 def summarize(out: Path) -> None:
     """Print the per-seed tables and the share of solved seeds; draw the curves and the maze paths."""
     cells = read_cells(out)
@@ -268,7 +284,11 @@ def summarize(out: Path) -> None:
         steps = {algo: cells[task, algo][min(cells[task, algo])][-1]["timesteps"] for algo in algos}
         print(f"\n{task} ({TASKS[task][0]}, {', '.join(f'{a} {s} steps' for a, s in steps.items())})")
         header = " | ".join(f"{algo} first success, final success det/sto, return det/sto" for algo in algos)
-        extra = {"maze": "left/right sto", "blocked": "left/right sto, the maze before", "swimmer": "final x det/sto"}[task]
+        extra = {
+            "maze": "left/right sto",
+            "blocked": "left/right sto, the maze before",
+            "swimmer": "final x det/sto, training x range",
+        }[task]
         print(f"| seed | {header} | {extra} |")
         for seed in seeds:
             parts, extras = [], []
@@ -284,7 +304,8 @@ def summarize(out: Path) -> None:
                     f"{last['return_deterministic']}/{last['return_stochastic']} ({mark})"
                 )
                 if task == "swimmer":
-                    extras.append(f"{algo} {last['x_deterministic']}/{last['x_stochastic']}")
+                    low, high = training_x_range(rows)
+                    extras.append(f"{algo} {last['x_deterministic']}/{last['x_stochastic']}, training x {low:.2f}..{high:.2f}")
                 else:
                     extras.append(f"{algo} {last['left_stochastic']}/{last['right_stochastic']}")
                 if task == "blocked":  # an adaptation only where the maze agent had solved the maze
@@ -294,7 +315,11 @@ def summarize(out: Path) -> None:
         for algo in algos:
             finals = [rows[-1] for rows in cells[task, algo].values()]
             found = sum(rows[-1]["first_success_step"] != "" for rows in cells[task, algo].values())
-            print(f"  {algo}: solved on {sum(map(solved, finals))} of {len(finals)} seeds; a training success on {found}")
+            line = f"  {algo}: solved on {sum(map(solved, finals))} of {len(finals)} seeds; a training success on {found}"
+            if task == "swimmer":
+                both = sum(swam_both_ways(rows) for rows in cells[task, algo].values())
+                line += f"; training episodes more than {BOTH_WAYS_DISTANCE:g} m out on both sides on {both}"
+            print(line)
     plot(cells, out)
 
 
