@@ -29,9 +29,10 @@ from gymnasium.envs.mujoco.swimmer_v5 import SwimmerEnv
 # --- Task constants (documented in FinishLineSwimmerEnv's docstring). ---
 # The finish line is x = +2 m: the centre of mass starts at x ~ 0, and random torques move it ~0.2 m in 1000 steps.
 FINISH_DISTANCE = 2.0
-# Paid once, with termination, when the centre of mass reaches the line. 1000 is above any backward
-# episode: the speed reward adds up to 25 per metre (dt = 0.04 s), and SQL swam 10.4 m backwards
-# (258.5) in 1000 steps with the first bonus of 100, more than a crossing paid (docs/exploration.md).
+# Paid once, with termination, when the centre of mass reaches the line. The speed reward adds up to
+# 25 per metre (dt = 0.04 s); with the first bonus of 100, SQL swam 10.4 m backwards for 258.5, more
+# than a crossing paid, and under a discount of 0.999 swimming backwards for ever was worth more than
+# the line. With 1000 the line is worth more under discounts of 0.99 and 0.999 (docs/exploration.md).
 FINISH_BONUS = 1000.0
 SPEED_REWARDS = ("away_from_start", "absolute")
 MAX_EPISODE_STEPS = 1000  # Swimmer-v5's time limit (40 s of simulation, dt = 0.04 s)
