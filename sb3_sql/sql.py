@@ -32,7 +32,7 @@ from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
 from torch.nn import functional as F
 
 from sb3_sql.checks import check_finite_update, check_model_archive
-from sb3_sql.entropy import kozachenko_leonenko_entropy, nearest_neighbour_log_distances
+from sb3_sql.entropy import kozachenko_leonenko_entropy, nearest_neighbour_log_distances, repulsion_neighbour_order
 from sb3_sql.kernels import KernelOutput, adaptive_isotropic_gaussian_kernel, bandwidth_scales
 from sb3_sql.policies import (
     CnnSoftQPolicy,
@@ -169,19 +169,18 @@ class SQL(OffPolicyAlgorithm):
     :param sampler_kl_coef: weight ``w`` of an extra term of the sampler's update (default 0: the
         paper's amortized SVGD alone). With ``w > 0`` each updated particle also moves by ``w`` times
         the gradient of ``-KL(q || p)``: its own score ``grad log p`` plus the gradient of the
-        Kozachenko-Leonenko entropy of the particles (``D`` times the nearest-neighbour repulsion,
-        ``sb3_sql.entropy.nearest_neighbour_log_distances``). The Stein direction (Eq. 13) moves a
-        particle by the kernel-weighted scores of the *fixed* particles, so particles left between
-        modes feel almost no pull once the fixed ones sit in the modes; this term pulls them in.
-        Measured on the fidelity benchmark (docs, "Benchmarks"): with 0.01, four sharp modes come
-        out at TV 0.09 instead of 0.12 with unequal modes' masses as good as without; larger
-        weights fill sharper modes but move mass between modes less well. In six dimensions every
-        weight tried makes the sampler too narrow (nearest neighbours are few and far). Off by
-        default: at 0.01 the unequal 1-D modes' masses vary more from run to run than without, and
-        HalfCheetah-v5's deterministic return is the same but not clearly its stochastic one.
-        Costs one larger critic pass (all ``K`` particles instead of the fixed ones) per step. With
-        ``kernel_n_particles=64`` as well it meets the fidelity benchmark's targets, at about 3 times
-        the defaults' gradient step and with a lower HalfCheetah-v5 return (2 seeds).
+        Kozachenko-Leonenko entropy of the particles (``D`` times the repulsion from the nearest
+        neighbour, the second nearest in one dimension: ``sb3_sql.entropy.repulsion_neighbour_order``
+        and ``nearest_neighbour_log_distances``). The Stein direction (Eq. 13) moves a particle by
+        the kernel-weighted scores of the *fixed* particles, so particles left between modes feel
+        almost no pull once the fixed ones sit in the modes; this term pulls them in. Measured on
+        the fidelity benchmark (docs, "Benchmarks"): with 0.01, four sharp modes come out at TV 0.09
+        instead of 0.12 and two unequal 1-D modes at 0.047 (0.044 without); larger weights fill
+        sharper modes but move mass between modes less well. In six dimensions every weight tried
+        makes the sampler too narrow (nearest neighbours are few and far). Off by default:
+        HalfCheetah-v5's deterministic return is the same with 0.01 but not clearly its stochastic
+        one, and it costs one larger critic pass (all ``K`` particles instead of the fixed ones) per
+        step, about 1.5 times the defaults' gradient step.
     :param particle_space: where the SVGD particles live: ``"pre_tanh"`` (default, exact: the
         squashed samples follow ``exp(Q / alpha)``) or ``"post_tanh"`` (the reference code's
         action-space particles, biased towards the centre of the box).
@@ -793,8 +792,10 @@ class SQL(OffPolicyAlgorithm):
         # The sampler follows the direction through the chain rule (Eq. 14): a sum, not a mean.
         actor_loss = -(updated_particles * direction).sum()
         if self.sampler_kl_coef > 0:
-            log_distances = nearest_neighbour_log_distances(updated_particles, fixed_particles)
             dim = updated_particles.shape[-1]
+            log_distances = nearest_neighbour_log_distances(
+                updated_particles, fixed_particles, order=repulsion_neighbour_order(dim)
+            )
             actor_loss = actor_loss - self.sampler_kl_coef * dim * log_distances.sum()
         return actor_loss, kernel, pre_tanh
 

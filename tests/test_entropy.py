@@ -3,7 +3,7 @@ import math
 import pytest
 import torch as th
 
-from sb3_sql.entropy import kozachenko_leonenko_entropy, nearest_neighbour_log_distances
+from sb3_sql.entropy import kozachenko_leonenko_entropy, nearest_neighbour_log_distances, repulsion_neighbour_order
 
 
 @pytest.mark.parametrize("dim", [1, 2, 6])
@@ -48,3 +48,26 @@ def test_nearest_neighbour_log_distances_need_two_particles():
     assert nearest_neighbour_log_distances(th.zeros(3, 1, 2), th.zeros(3, 1, 2)).shape == (3, 1)
     with pytest.raises(ValueError, match="at least 2 particles"):
         nearest_neighbour_log_distances(th.zeros(3, 1, 2), th.zeros(3, 0, 2))
+
+
+def test_second_neighbour_log_distances_match_a_hand_computation():
+    # 1-D: updated particles at 0 and 0.5, fixed ones at 0.7 and -0.1. Second nearest neighbours:
+    # 0 -> {-0.1: 0.1, 0.5: 0.5, 0.7: 0.7} -> 0.5; 0.5 -> {0.7: 0.2, 0: 0.5, -0.1: 0.6} -> 0 (0.5).
+    updated = th.tensor([[[0.0], [0.5]]], dtype=th.float64, requires_grad=True)
+    fixed = th.tensor([[[0.7], [-0.1]]], dtype=th.float64)
+    log_distances = nearest_neighbour_log_distances(updated, fixed, order=2)
+    assert th.allclose(log_distances, th.log(th.tensor([[0.5, 0.5]], dtype=th.float64)))
+    # Both are log|u0 - u1|: d/du0 = 2 * 1 / (u0 - u1) = -4, d/du1 = +4.
+    (gradient,) = th.autograd.grad(log_distances.sum(), updated)
+    assert th.allclose(gradient, th.tensor([[[-4.0], [4.0]]], dtype=th.float64))
+    with pytest.raises(ValueError, match="order 4 needs at least 5 particles"):
+        nearest_neighbour_log_distances(updated, fixed, order=4)
+    with pytest.raises(ValueError, match="order must be at least 1"):
+        nearest_neighbour_log_distances(updated, fixed, order=0)
+
+
+def test_repulsion_neighbour_order_is_the_smallest_with_a_finite_mean_repulsion():
+    # k D > 1: the second neighbour in one dimension, the first from two dimensions on.
+    assert [repulsion_neighbour_order(dim) for dim in (1, 2, 6, 17)] == [2, 1, 1, 1]
+    with pytest.raises(ValueError, match="at least 1"):
+        repulsion_neighbour_order(0)

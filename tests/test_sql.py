@@ -460,15 +460,17 @@ def sampler_particle_gradient(sampler_kl_coef, particles):
 def test_sampler_kl_term_adds_each_particles_own_score_and_the_entropy_gradient():
     # K = 4: fixed particles u = -0.6 and 0.4, updated 0.1 and 0.9. With weight w, the loss's gradient
     # at an updated particle gains -w (d/du log p(u) + D d/du sum_i log eps_i), where
-    # log p(u) = q(tanh u) + log(1 - tanh^2 u) and eps_i is the distance to the nearest neighbour.
+    # log p(u) = q(tanh u) + log(1 - tanh^2 u) and eps_i is the distance to the second nearest
+    # neighbour (the order used in one dimension).
     particles = th.tensor([[[-0.6], [0.4], [0.1], [0.9]]])
     without = sampler_particle_gradient(0.0, particles)
     with_term = sampler_particle_gradient(0.25, particles)
     assert th.equal(with_term[:, :2], without[:, :2])  # the fixed particles get nothing
     actions = th.tanh(particles[0, 2:, 0])
     own_score = -4.0 * (actions - 0.3) * (1 - actions**2) - 2 * actions
-    # Nearest neighbours: 0.1 -> 0.4 (fixed), 0.9 -> 0.4 (fixed): d/du log|u - 0.4| = 1 / (u - 0.4).
-    entropy_gradient = th.tensor([1 / (0.1 - 0.4), 1 / (0.9 - 0.4)])
+    # Second nearest neighbours: 0.1 -> -0.6 (fixed, 0.7; the nearest is 0.4), 0.9 -> 0.1 (updated,
+    # 0.8; the nearest is 0.4). log|0.9 - 0.1| moves both updated particles.
+    entropy_gradient = th.tensor([1 / (0.1 + 0.6) - 1 / (0.9 - 0.1), 1 / (0.9 - 0.1)])
     expected = -0.25 * (own_score + entropy_gradient)
     assert th.allclose(with_term[0, 2:, 0] - without[0, 2:, 0], expected, atol=1e-5)
 
