@@ -59,9 +59,7 @@ def repulsion_neighbour_order(dim: int) -> int:
     return 2 if dim == 1 else 1
 
 
-def nearest_neighbour_log_distances(
-    updated: th.Tensor, fixed: th.Tensor, floor: float = 1e-6, order: int = 1
-) -> th.Tensor:
+def nearest_neighbour_log_distances(updated: th.Tensor, fixed: th.Tensor, floor: float = 1e-6, order: int = 1) -> th.Tensor:
     """Log distance from each updated particle to its ``order``-th nearest neighbour, with gradient.
 
     The neighbours of an updated particle are the other updated particles and all fixed ones. Up to
