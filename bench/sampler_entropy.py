@@ -1,15 +1,31 @@
-"""The sampler's entropy at the states it visits: evidence for the target entropy of ``ent_coef="auto"``.
+"""The sampler at the states it visits: its entropy, and how far it is from exp(Q / alpha) there.
 
-Loads a saved SQL model (e.g. a ``bench/curves.py`` cell's ``.zip``), plays 2000 steps of its
-stochastic policy, keeps every tenth state and, at each, draws K sampler actions and takes their
-Kozachenko-Leonenko entropy estimate (``sb3_sql.entropy``, the estimate the automatic temperature
-uses; nats, actions scaled to ``[-1, 1]^D``), for K = 16 and 32. A model trained at a tuned fixed
-temperature tells which target entropy that temperature corresponds to.
+Loads a saved SQL model (e.g. a ``bench/curves.py`` cell's ``.zip``) and plays 2000 steps of its
+stochastic policy, keeping every tenth state. Two measurements at those states:
+
+- **Entropy** (default): at each state, K sampler actions and their Kozachenko-Leonenko entropy
+  estimate (``sb3_sql.entropy``, the estimate the automatic temperature uses; nats, actions scaled
+  to ``[-1, 1]^D``), for K = 16 and 32. A model trained at a tuned fixed temperature tells which
+  target entropy that temperature corresponds to.
+- **Fidelity** (``--fidelity``): the sampler's distance from the Boltzmann policy of the model's own
+  soft Q-function, ``p(a | s) = exp(Q(s, a) / alpha) / Z(s)`` on the action box (the density the
+  sampler is trained to draw from; Haarnoja et al., ICML 2017, Eq. 7 with Eq. 13), ``Q`` the minimum
+  of the twin critics (the sampler's own energy). Per state, ``log Z`` and the expectations under
+  ``p`` are importance sampled from ``M`` draws of a defensive mixture (a quarter uniform, the rest
+  a squashed Gaussian fitted to 256 sampler particles, then refitted three times to its own
+  importance-weighted draws with its covariance doubled; ``sb3_sql.soft_value``), whose effective
+  sample size is reported. The sampler's own entropy comes from ``N`` of its actions (the
+  Kozachenko-Leonenko estimate, checked on the same number of draws of the fitted squashed
+  Gaussian, whose entropy is known). Then ``KL(q || p) = -H(q) - E_q[Q / alpha] + log Z`` (nats),
+  the two entropies, the expected soft Q-value under both (reward units), and the share of action
+  coordinates within 0.01 of the box's edge under both.
 
     python bench/sampler_entropy.py bench/results/curves_v2/Hopper-v5_SQL_seed0.zip Hopper-v5
+    python bench/sampler_entropy.py <model.zip> HalfCheetah-v5 --fidelity
 """
 
 import argparse
+import math
 
 import gymnasium as gym
 import numpy as np
@@ -17,6 +33,19 @@ import torch as th
 
 from sb3_sql import SQL
 from sb3_sql.entropy import kozachenko_leonenko_entropy
+from sb3_sql.soft_value import SquashedGaussianProposal, defensive_mixture_log_density, n_uniform_draws
+from sb3_sql.svgd import squash_log_jacobian
+
+#: Sampler particles the importance-sampling proposal is fitted to, per state.
+PROPOSAL_FIT = 256
+#: Share of the proposal's draws that are uniform on the box (bounds every weight).
+UNIFORM_SHARE = 0.25
+#: Refits of the proposal to its own importance-weighted draws (adaptive importance sampling).
+REFITS = 3
+#: The refitted covariance is widened by this factor (heavier than the target, for stable weights).
+WIDEN = 2.0
+#: An action coordinate this close to -1 or 1 counts as at the box's edge.
+EDGE = 0.01
 
 
 def visited_states(model: SQL, env_id: str, steps: int = 2000, every: int = 10, seed: int = 123) -> np.ndarray:
@@ -34,24 +63,144 @@ def visited_states(model: SQL, env_id: str, steps: int = 2000, every: int = 10, 
     return np.array(states, dtype=np.float32)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a saved SQL model (.zip)")
-    parser.add_argument("env_id", help="the environment it was trained on")
-    args = parser.parse_args()
-    th.set_num_threads(1)
-    model = SQL.load(args.model, device="cpu")
-    states = visited_states(model, args.env_id)
+def entropy_report(model: SQL, env_id: str, states: np.ndarray) -> None:
+    """Print the sampler's entropy estimate per state for K = 16 and 32 (nats)."""
     with th.no_grad():
         observations, _ = model.policy.obs_to_tensor(states)
         for n_particles in (16, 32):
             actions = model.actor.pre_tanh_particles(observations, n_particles).tanh()  # [N, K, D]
             entropy = kozachenko_leonenko_entropy(actions)  # [N], nats
             print(
-                f"{args.env_id}, ent_coef {model.current_ent_coef():.4f}, D = {actions.shape[-1]}, K = {n_particles}: "
+                f"{env_id}, ent_coef {model.current_ent_coef():.4f}, D = {actions.shape[-1]}, K = {n_particles}: "
                 f"entropy estimate per state mean {entropy.mean():.2f} nats, median {entropy.median():.2f}, "
                 f"over {len(states)} states"
             )
+
+
+def squashed_gaussian_entropy(proposal: SquashedGaussianProposal, pre_tanh: th.Tensor) -> th.Tensor:
+    """Entropy (nats) of a squashed Gaussian on the box from draws ``u`` of it, ``[batch, N, D]`` -> ``[batch]``.
+
+    ``H(tanh u) = H(u) + E[sum_d log(1 - tanh^2 u_d)]``, the Gaussian's entropy exact and the
+    Jacobian's expectation a Monte Carlo mean over the draws.
+    """
+    return proposal.pre_tanh_distribution.entropy().squeeze(-1) + squash_log_jacobian(pre_tanh).mean(dim=-1)
+
+
+class RefittedProposal(SquashedGaussianProposal):
+    """A squashed Gaussian whose pre-tanh mean and covariance are given (a weighted refit), not fitted to particles."""
+
+    def __init__(self, mean: th.Tensor, covariance: th.Tensor):
+        self.pre_tanh_distribution = th.distributions.MultivariateNormal(
+            mean.unsqueeze(1), covariance_matrix=covariance.unsqueeze(1)
+        )
+
+
+def importance_draws(
+    policy, critic, observation: th.Tensor, alpha: float, fit: SquashedGaussianProposal, n_proposal: int
+) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    """``M`` draws of the defensive mixture of the uniform and ``fit``.
+
+    :return: the actions ``[1, M, D]``, their ``Q`` and their log importance weights ``[1, M]``.
+    """
+    action_dim = fit.pre_tanh_distribution.event_shape[0]
+    n_uniform = n_uniform_draws(n_proposal, UNIFORM_SHARE)
+    uniform = 2.0 * th.rand(1, n_uniform, action_dim) - 1.0
+    drawn = th.cat([uniform, th.tanh(fit.sample_pre_tanh(n_proposal - n_uniform))], dim=1)  # [1, M, D]
+    log_r = defensive_mixture_log_density(fit.log_density(drawn), action_dim, n_uniform / n_proposal)
+    q_drawn = policy.particle_q_values(critic, observation, drawn)  # [1, M]
+    return drawn, q_drawn, q_drawn / alpha - log_r
+
+
+def fidelity_at_state(model: SQL, observation: th.Tensor, n_proposal: int, n_sampler: int) -> dict:
+    """The sampler against ``exp(Q / alpha)`` at one state (``observation`` of batch 1); see the module docstring."""
+    policy, critic = model.policy, model.critic
+    alpha = model.current_ent_coef()
+    action_dim = model.actor.action_dim
+    with th.no_grad():
+        fit = SquashedGaussianProposal(model.actor.pre_tanh_particles(observation, PROPOSAL_FIT))
+        for _ in range(REFITS):
+            drawn, q_drawn, log_w = importance_draws(policy, critic, observation, alpha, fit, n_proposal)
+            weights = th.softmax(log_w, dim=-1).squeeze(0)  # [M]
+            pre_tanh_drawn = th.atanh(drawn.squeeze(0).clamp(-1 + 1e-6, 1 - 1e-6))  # [M, D]
+            mean = weights @ pre_tanh_drawn
+            centred = pre_tanh_drawn - mean
+            covariance = (weights.unsqueeze(-1) * centred).T @ centred
+            covariance = WIDEN * covariance + 1e-4 * th.eye(action_dim)
+            fit = RefittedProposal(mean.unsqueeze(0), covariance.unsqueeze(0))
+        drawn, q_drawn, log_w = importance_draws(policy, critic, observation, alpha, fit, n_proposal)
+        log_z = (th.logsumexp(log_w, dim=-1) - math.log(n_proposal)).item()
+        weights = th.softmax(log_w, dim=-1)  # self-normalised, [1, M]
+        ess = (1.0 / (weights**2).sum()).item()
+        q_p = (weights * q_drawn).sum().item()  # E_p[Q], reward units
+        edge_p = (weights.unsqueeze(-1) * (drawn.abs() > 1 - EDGE).float()).sum(dim=1).mean().item()
+
+        pre_tanh = model.actor.pre_tanh_particles(observation, n_sampler)  # [1, N, D]
+        actions = th.tanh(pre_tanh)
+        q_q = policy.particle_q_values(critic, observation, actions).mean().item()
+        entropy_q = kozachenko_leonenko_entropy(actions).item()
+        # The estimator on as many draws of a density of known entropy (the last refitted proposal).
+        check_draws = fit.sample_pre_tanh(n_sampler)
+        estimated = kozachenko_leonenko_entropy(th.tanh(check_draws)).item()
+        estimator_error = estimated - squashed_gaussian_entropy(fit, check_draws).item()
+    entropy_p = log_z - q_p / alpha
+    return {
+        "kl": -entropy_q - q_q / alpha + log_z,
+        "log_z": log_z,
+        "entropy_q": entropy_q,
+        "entropy_p": entropy_p,
+        "q_q": q_q,
+        "q_p": q_p,
+        "edge_q": (actions.abs() > 1 - EDGE).float().mean().item(),
+        "edge_p": edge_p,
+        "ess": ess,
+        "estimator_error": estimator_error,
+    }
+
+
+def fidelity_report(model: SQL, env_id: str, states: np.ndarray, n_proposal: int, n_sampler: int) -> None:
+    """Print the per-state means (and medians) of :func:`fidelity_at_state` over ``states``."""
+    observations, _ = model.policy.obs_to_tensor(states)
+    rows = [fidelity_at_state(model, observations[i : i + 1], n_proposal, n_sampler) for i in range(len(states))]
+    table = {key: np.array([row[key] for row in rows]) for key in rows[0]}
+    print(
+        f"{env_id}, ent_coef {model.current_ent_coef():.4f}, D = {model.actor.action_dim}, {len(states)} states, "
+        f"M = {n_proposal} proposal draws, N = {n_sampler} sampler draws per state (mean / median over states):"
+    )
+    labels = {
+        "kl": "KL(q || p), nats",
+        "entropy_q": "sampler entropy H(q), nats",
+        "entropy_p": "exact entropy H(p), nats",
+        "q_q": "E_q[Q], reward units",
+        "q_p": "E_p[Q], reward units",
+        "edge_q": f"share of coordinates within {EDGE} of the edge, q",
+        "edge_p": f"share of coordinates within {EDGE} of the edge, p",
+        "log_z": "log Z(s)",
+        "ess": "effective sample size of the M draws",
+        "estimator_error": "entropy estimator's error on the fitted Gaussian, nats",
+    }
+    for key, label in labels.items():
+        print(f"  {label}: {table[key].mean():.3f} / {np.median(table[key]):.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a saved SQL model (.zip)")
+    parser.add_argument("env_id", help="the environment it was trained on")
+    parser.add_argument("--fidelity", action="store_true", help="the sampler against exp(Q / alpha), not the entropy alone")
+    parser.add_argument("--n-states", type=int, default=50, help="with --fidelity: states evenly spaced among the 200 visited")
+    parser.add_argument("--proposal-draws", type=int, default=65536, help="with --fidelity: M")
+    parser.add_argument("--sampler-draws", type=int, default=4096, help="with --fidelity: N")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    th.set_num_threads(1)
+    th.manual_seed(args.seed)
+    model = SQL.load(args.model, device="cpu")
+    states = visited_states(model, args.env_id)
+    if not args.fidelity:
+        entropy_report(model, args.env_id, states)
+        return
+    chosen = np.linspace(0, len(states) - 1, args.n_states).round().astype(int)
+    fidelity_report(model, args.env_id, states[chosen], args.proposal_draws, args.sampler_draws)
 
 
 if __name__ == "__main__":

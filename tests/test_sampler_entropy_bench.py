@@ -1,0 +1,51 @@
+"""bench/sampler_entropy.py's fidelity measurement against a Boltzmann density known in closed form.
+
+A tiny SQL model on a one-state task with a 3-D action box, its critic replaced by the separable
+quadratic ``Q(a) = -k * sum_d a_d^2``: ``exp(Q / alpha)`` is a Gaussian of variance ``alpha / (2k)``
+per coordinate, truncated to ``[-1, 1]`` (at ``k / alpha = 20``, 6.3 standard deviations: the
+truncation is negligible), so ``log Z``, the entropy and ``E_p[Q]`` are known.
+"""
+
+import math
+import runpy
+from pathlib import Path
+
+import pytest
+import torch as th
+from envs import OneStateEnv
+
+from sb3_sql import SQL
+
+BENCH = runpy.run_path(str(Path(__file__).resolve().parent.parent / "bench" / "sampler_entropy.py"))
+ALPHA, CURVATURE, DIM = 0.5, 10.0, 3
+
+
+class QuadraticQ(th.nn.Module):
+    """A Q-network stand-in on ``[features, actions]``: ``-k * sum_d a_d^2``, shape ``[..., 1]``."""
+
+    def forward(self, q_input: th.Tensor) -> th.Tensor:
+        return (-CURVATURE * q_input[..., -DIM:].pow(2).sum(-1)).unsqueeze(-1)
+
+
+@pytest.fixture(scope="module")
+def measured():
+    th.manual_seed(0)
+    model = SQL("MlpPolicy", OneStateEnv(DIM), policy_kwargs={"net_arch": [8]}, ent_coef=ALPHA, seed=0)
+    model.critic.q_networks = th.nn.ModuleList([QuadraticQ()])
+    return BENCH["fidelity_at_state"](model, th.zeros(1, 1), 16384, 1024)
+
+
+def test_log_partition_entropy_and_expected_q_match_the_closed_form(measured):
+    variance = ALPHA / (2 * CURVATURE)
+    log_z = DIM * math.log(math.sqrt(math.pi * ALPHA / CURVATURE) * math.erf(math.sqrt(CURVATURE / ALPHA)))
+    assert measured["log_z"] == pytest.approx(log_z, abs=0.02)
+    assert measured["entropy_p"] == pytest.approx(DIM * 0.5 * math.log(2 * math.pi * math.e * variance), abs=0.05)
+    assert measured["q_p"] == pytest.approx(-CURVATURE * DIM * variance, abs=0.03)
+    assert measured["ess"] > 1000
+
+
+def test_kl_is_the_sum_of_its_parts(measured):
+    # An untrained sampler is far from the target: KL(q || p) = -H(q) - E_q[Q] / alpha + log Z > 0.
+    parts = -measured["entropy_q"] - measured["q_q"] / ALPHA + measured["log_z"]
+    assert measured["kl"] == pytest.approx(parts)
+    assert measured["kl"] > 0.5
