@@ -28,7 +28,9 @@ steps on minibatches of states, and measures again after 250, 1000 and ``N`` ste
 states themselves (``--retrain-on measured``) or on 2000 others that the same policy visits
 (``other``, a rollout of 10,000 steps from another seed, every fifth state). It tells whether a
 gap is the sampler lagging behind the critic (both close it) or a gap of the amortized network
-across states (only training on the measured states closes it).
+across states (only training on the measured states closes it). ``--fresh-sampler 256,256`` first
+replaces the sampler by a freshly initialised one with those hidden layers (Adam, lr 1e-3): how well
+a network of that size can be distilled from the frozen critic.
 """
 
 import argparse
@@ -210,6 +212,7 @@ def main() -> None:
     parser.add_argument("--sampler-draws", type=int, default=4096, help="with --fidelity: N")
     parser.add_argument("--retrain", type=int, default=0, help="with --fidelity: sampler steps on a frozen critic, then again")
     parser.add_argument("--retrain-on", choices=("measured", "other"), default="other")
+    parser.add_argument("--fresh-sampler", help="with --retrain: hidden layers of a fresh sampler, e.g. 256,256")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     th.set_num_threads(1)
@@ -222,6 +225,12 @@ def main() -> None:
     chosen = np.linspace(0, len(states) - 1, args.n_states).round().astype(int)
     fidelity_report(model, args.env_id, states[chosen], args.proposal_draws, args.sampler_draws)
     if args.retrain:
+        if args.fresh_sampler:
+            model.policy.sampler_kwargs["net_arch"] = [int(width) for width in args.fresh_sampler.split(",")]
+            model.policy.actor = model.actor = model.policy.make_sampler()
+            model.actor.optimizer = th.optim.Adam(model.actor.parameters(), lr=1e-3)
+            print(f"a fresh sampler with hidden layers {model.policy.sampler_kwargs['net_arch']}:")
+            fidelity_report(model, args.env_id, states[chosen], args.proposal_draws, args.sampler_draws)
         if args.retrain_on == "measured":
             training = states[chosen]
         else:
