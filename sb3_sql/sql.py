@@ -158,7 +158,7 @@ class SQL(OffPolicyAlgorithm):
         1.0 every draw is uniform and the estimate is the ``"uniform"`` one. Unused with
         ``"uniform"``.
     :param kernel_n_particles: ``K``, sampler particles per state for the Stein direction
-        (Eq. 13; default 32, chosen on the fidelity benchmark; reference 16; at least 2).
+        (Eq. 13; default 32, chosen on the fidelity benchmark; reference 16; at least 3).
     :param kernel_update_ratio: share of the ``K`` particles that are updated; the others are
         fixed and carry the kernel (reference 0.5).
     :param kernel_bandwidth: the bandwidth rule of the SVGD kernel (Eq. 13), relative to the
@@ -212,8 +212,8 @@ class SQL(OffPolicyAlgorithm):
         positive at progress 1 and 0), ``use_sde=True``,
         ``action_noise`` or ``soft_double_q`` where they do not apply, ``value_n_particles < 1``, an
         unknown ``value_proposal``, a ``value_proposal_uniform_share`` outside ``(0, 1]``,
-        ``kernel_n_particles < 2``, a ``kernel_update_ratio`` that leaves no fixed or no updated
-        particle, an unknown ``kernel_bandwidth``, ``particle_space`` or ``critic_loss``, a
+        ``kernel_n_particles < 3``, a ``kernel_update_ratio`` that leaves fewer than 2 fixed or no
+        updated particle, an unknown ``kernel_bandwidth``, ``particle_space`` or ``critic_loss``, a
         negative or non-finite ``sampler_kl_coef``, or a ``max_grad_norm`` that is not positive.
     """
 
@@ -469,19 +469,20 @@ class SQL(OffPolicyAlgorithm):
                 "value_proposal_uniform_share (the uniform share of value_proposal='sampler') must be in (0, 1], "
                 f"got {self.value_proposal_uniform_share}"
             )
-        if self.kernel_n_particles < 2:
+        if self.kernel_n_particles < 3:
             raise ValueError(
-                "kernel_n_particles (K) must be at least 2 (one fixed and one updated particle), "
-                f"got {self.kernel_n_particles}"
+                "kernel_n_particles (K) must be at least 3 (two fixed particles for the kernel's bandwidth "
+                f"and one updated particle), got {self.kernel_n_particles}"
             )
         if not np.isfinite(self.kernel_update_ratio):
             raise ValueError(f"kernel_update_ratio must be a float in (0, 1), got {self.kernel_update_ratio}")
         n_updated = int(self.kernel_n_particles * self.kernel_update_ratio)
-        if not 1 <= n_updated < self.kernel_n_particles:
+        if not (n_updated >= 1 and self.kernel_n_particles - n_updated >= 2):
             raise ValueError(
                 f"kernel_update_ratio={self.kernel_update_ratio} with kernel_n_particles={self.kernel_n_particles} "
                 f"leaves {n_updated} updated and {self.kernel_n_particles - n_updated} fixed particles; "
-                "both must be at least 1 (the reference uses 0.5)."
+                "at least 1 updated and 2 fixed are needed (the kernel's bandwidth divides by log of the "
+                "fixed count; the reference uses 0.5)."
             )
         bandwidth_scales(self.kernel_bandwidth, self.kernel_n_particles - n_updated, self.kernel_n_particles)
         if self.particle_space not in PARTICLE_SPACES:

@@ -210,10 +210,11 @@ def test_unsupported_action_spaces_are_refused(env, message):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"kernel_n_particles": 1}, "kernel_n_particles .* at least 2"),
+        ({"kernel_n_particles": 2}, "kernel_n_particles .* at least 3"),
+        ({"kernel_n_particles": 4, "kernel_update_ratio": 0.75}, "leaves 3 updated and 1 fixed"),
         ({"kernel_update_ratio": 0.0}, "leaves 0 updated"),
         ({"kernel_update_ratio": 1.0}, "0 fixed"),
-        ({"kernel_n_particles": 2, "kernel_update_ratio": 0.4}, "leaves 0 updated"),
+        ({"kernel_n_particles": 3, "kernel_update_ratio": 0.3}, "leaves 0 updated"),
         ({"value_n_particles": 0}, "value_n_particles .* at least 1"),
         ({"ent_coef": 0.0}, "positive finite"),
         ({"ent_coef": -1.0}, "positive finite"),
