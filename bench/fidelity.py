@@ -370,7 +370,7 @@ def main() -> None:
     parser.add_argument("--protocol", choices=("fixed", "bandit"), default="fixed")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--alphas", type=float, nargs="+", help="temperatures (default: each target's)")
-    parser.add_argument("--steps", type=int, help="sampler steps (fixed, default 2000) or env steps (bandit, default 6000)")
+    parser.add_argument("--steps", type=int, help="sampler steps (fixed, default 3000) or env steps (bandit, default 12000)")
     parser.add_argument(
         "--sql-kwargs", type=json.loads, default={}, help="SQL keyword arguments as JSON, e.g. '{\"kernel_n_particles\": 32}'"
     )
@@ -383,7 +383,8 @@ def main() -> None:
         return
     th.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    steps = args.steps or (2000 if args.protocol == "fixed" else 6000)
+    # The protocol of the documented figures (docs/benchmarks.md): 3000 sampler steps, 12000 env steps.
+    steps = args.steps or (3000 if args.protocol == "fixed" else 12000)
 
     rows = []
     print(f"protocol {args.protocol}, {steps} steps, SQL kwargs {args.sql_kwargs}")
