@@ -42,7 +42,12 @@ import torch as th
 
 from sb3_sql import SQL
 from sb3_sql.entropy import kozachenko_leonenko_entropy
-from sb3_sql.soft_value import SquashedGaussianProposal, defensive_mixture_log_density, n_uniform_draws
+from sb3_sql.soft_value import (
+    ACTION_CLAMP,
+    SquashedGaussianProposal,
+    defensive_mixture_log_density,
+    n_uniform_draws,
+)
 from sb3_sql.svgd import squash_log_jacobian
 
 #: Sampler particles the importance-sampling proposal is fitted to, per state.
@@ -130,7 +135,7 @@ def fidelity_at_state(model: SQL, observation: th.Tensor, n_proposal: int, n_sam
         for _ in range(REFITS):
             drawn, q_drawn, log_w = importance_draws(policy, critic, observation, alpha, fit, n_proposal)
             weights = th.softmax(log_w, dim=-1).squeeze(0)  # [M]
-            pre_tanh_drawn = th.atanh(drawn.squeeze(0).clamp(-1 + 1e-6, 1 - 1e-6))  # [M, D]
+            pre_tanh_drawn = th.atanh(drawn.squeeze(0).clamp(-1 + ACTION_CLAMP, 1 - ACTION_CLAMP))  # [M, D]
             mean = weights @ pre_tanh_drawn
             centred = pre_tanh_drawn - mean
             covariance = (weights.unsqueeze(-1) * centred).T @ centred

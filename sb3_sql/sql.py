@@ -167,22 +167,23 @@ class SQL(OffPolicyAlgorithm):
         chosen on the fidelity benchmark), ``"reference"`` (``h`` alone, the reference code),
         ``"paper"`` (the paper's ``median / (2 log(K + 1))``), or positive scales of ``h``, e.g.
         ``(1.0, 0.1)``; see ``sb3_sql.kernels.bandwidth_scales``.
-    :param sampler_kl_coef: weight ``w`` of an extra term of the sampler's update (default 0.01;
-        0: the paper's amortized SVGD alone). With ``w > 0`` each updated particle also moves by ``w``
+    :param sampler_kl_coef: weight ``w`` of an extra term of the sampler's update (default 0.01; 0:
+        the paper's amortized SVGD alone). With ``w > 0`` each updated particle also moves by ``w``
         times the gradient of ``-KL(q || p)``: its own score ``grad log p`` plus the gradient of the
         Kozachenko-Leonenko entropy of the particles (``D`` times the repulsion from the nearest
-        neighbour, the second nearest in one dimension: ``sb3_sql.entropy.repulsion_neighbour_order``
-        and ``nearest_neighbour_log_distances``). The Stein direction (Eq. 13) moves a particle by
-        the kernel-weighted scores of the *fixed* particles, so particles left between modes feel
-        almost no pull once the fixed ones sit in the modes; this term pulls them in. Not in the
-        paper. Chosen on the fidelity benchmark (docs, "Benchmarks"): with 0.01 four sharp modes
-        come out at TV 0.087 instead of 0.121, the four-mode bandit after full RL at 0.068 instead
-        of 0.097 and 0.191 (two seeds), and two unequal 1-D modes at 0.047 (0.044 without); MultiGoal-v0 reaches all four
-        goals on 5 of 5 seeds (4 of 5 without). HalfCheetah-v5 over 5 seeds: the same deterministic
-        return, a lower stochastic one within the seeds' noise. Larger weights fill sharper modes but
-        move mass between modes less well; in six dimensions the sampler comes out too narrow
-        (nearest neighbours are few and far). It costs one larger critic pass (all ``K`` particles
-        instead of the fixed ones) per step, 1.2 to 1.5 times the gradient step without it.
+        neighbour, the second nearest in one dimension:
+        ``sb3_sql.entropy.repulsion_neighbour_order`` and ``nearest_neighbour_log_distances``). The
+        Stein direction (Eq. 13) moves a particle by the kernel-weighted scores of the *fixed*
+        particles, so particles left between modes feel almost no pull once the fixed ones sit in
+        the modes; this term pulls them in. Not in the paper. Chosen on the fidelity benchmark
+        (docs, "Benchmarks"): with 0.01 four sharp modes come out at TV 0.087 instead of 0.121, the
+        four-mode bandit after full RL at 0.068 instead of 0.097 and 0.191 (two seeds), and two
+        unequal 1-D modes at 0.047 (0.044 without); MultiGoal-v0 reaches all four goals on 5 of 5
+        seeds (4 of 5 without). HalfCheetah-v5 over 5 seeds: the same deterministic return, a lower
+        stochastic one within the seeds' noise. Larger weights fill sharper modes but move mass
+        between modes less well; in six dimensions the sampler comes out too narrow (nearest
+        neighbours are few and far). It costs one larger critic pass (all ``K`` particles instead of
+        the fixed ones) per step, 1.2 to 1.5 times the gradient step without it.
     :param particle_space: where the SVGD particles live: ``"pre_tanh"`` (default, exact: the
         squashed samples follow ``exp(Q / alpha)``) or ``"post_tanh"`` (the reference code's
         action-space particles, biased towards the centre of the box).
