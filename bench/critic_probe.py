@@ -93,6 +93,8 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=3, help="episodes per mode")
     parser.add_argument("--seed", type=int, default=100, help="reset seed of the first episode")
     args = parser.parse_args()
+    if args.episodes < 1:
+        parser.error(f"--episodes must be at least 1, got {args.episodes}")
     th.set_num_threads(1)
     model = ALGOS[args.algo].load(args.model, device="cpu")
     env = gym.make(args.env)
@@ -105,6 +107,8 @@ def main() -> None:
     for deterministic in (False, True):
         for episode in range(args.episodes):
             run = play(model, env, args.seed + episode, deterministic)
+            if deterministic and episode == 0:
+                probed = run  # the ranking probe below uses this episode's states
             length = len(run["rewards"])
             kept = length if run["terminated"] else max(length - cut, 0)
             q_values = critic_values(model, run["observations"], run["actions"])
@@ -116,8 +120,7 @@ def main() -> None:
                 f"{' (terminated)' if run['terminated'] else ''}, return {run['rewards'].sum():.1f}, "
                 f"mean a^2 {np.mean(run['actions'] ** 2):.3f}; {terms}; {gap}"
             )
-    run = play(model, env, args.seed, deterministic=True)
-    states, actions = run["observations"][:300], run["actions"][:300]
+    states, actions = probed["observations"][:300], probed["actions"][:300]
     ranking = ", ".join(f"Q(s, {scale} a) {critic_values(model, states, scale * actions).mean():.1f}" for scale in SCALES)
     print(f"critic at {len(states)} states of a deterministic episode, its action scaled: {ranking}")
 
