@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmark scripts: rl_zoo3's tuned hyperparameters of SB3's algorithms and a throughput timer.
+"""Shared pieces of the benchmark scripts: the algorithms compared, rl_zoo3's tuned hyperparameters of SB3's
+algorithms and a throughput timer.
 
 The scripts run as ``python bench/<script>.py``, which puts this folder on ``sys.path``; SQL's own
 entries come from :func:`sb3_sql.zoo.load_hyperparams`.
@@ -7,9 +8,15 @@ entries come from :func:`sb3_sql.zoo.load_hyperparams`.
 import time
 from pathlib import Path
 
+from stable_baselines3 import SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
+from sb3_sql import SQL
 from sb3_sql.zoo import load_hyperparams
+
+ALGOS: dict[str, type[BaseAlgorithm]] = {"SQL": SQL, "SAC": SAC}
+"""The algorithms the scripts compare, by the name they take on the command line."""
 
 
 def rl_zoo_kwargs(algo: str, env_id: str) -> dict:

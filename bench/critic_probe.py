@@ -29,12 +29,12 @@ import math
 import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3 import SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_sql import SQL
 
-ALGOS: dict[str, type[BaseAlgorithm]] = {"SQL": SQL, "SAC": SAC}
+from common import ALGOS
+
 #: Steps of a truncated episode's end whose discounted return is cut, in units of 1 / (1 - gamma).
 HORIZONS_CUT = 5.0
 #: Action scales of the critic's ranking probe.

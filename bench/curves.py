@@ -36,15 +36,13 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import CallbackList, EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-from sb3_sql import SQL
 from sb3_sql.zoo import default_hyperparams_path, load_hyperparams
 
-from common import TrainingThroughput, rl_zoo_kwargs
+from common import ALGOS, TrainingThroughput, rl_zoo_kwargs
 
 # task -> (env steps, evaluation every this many env steps); 100k steps for every MuJoCo task.
 TASKS = {
@@ -62,7 +60,6 @@ THRESHOLDS = {
     "Swimmer-v5": 40.0,
     "Humanoid-v5": 500.0,
 }
-ALGOS = {"SQL": SQL, "SAC": SAC}
 FIELDS = ("env", "algo", "seed", "timesteps", "deterministic", "stochastic", "wall_s", "train_steps_per_s", "train_s")
 MODES = ("deterministic", "stochastic")
 

@@ -47,14 +47,12 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import BaseCallback
 
-from sb3_sql import SQL
 from sb3_sql.envs.two_passage_maze import passage_of
 from sb3_sql.zoo import default_hyperparams_path, load_hyperparams
 
-from common import rl_zoo_kwargs
+from common import ALGOS, rl_zoo_kwargs
 
 # task -> (env id, env kwargs, env steps, evaluation every this many steps, evaluation episodes per mode).
 # Budgets from the one-seed pilot in docs/exploration.md: on the maze SQL reached the goal only from
@@ -65,7 +63,6 @@ TASKS = {
     "blocked": ("TwoPassageMaze-v0", {"open_passage": "left"}, 30_000, 2_000, 20),
     "swimmer": ("FinishLineSwimmer-v0", {}, 100_000, 10_000, 3),
 }
-ALGOS = {"SQL": SQL, "SAC": SAC}
 MODES = ("deterministic", "stochastic")
 SOLVED_SHARE = 0.5
 BOTH_WAYS_DISTANCE = 1.0  # m from x = 0: the swimmer explored both directions (see swam_both_ways)

@@ -31,13 +31,9 @@ import sys
 from pathlib import Path
 
 import torch as th
-from stable_baselines3 import SAC
 
-from sb3_sql import SQL
+from common import ALGOS, TrainingThroughput
 
-from common import TrainingThroughput
-
-ALGOS = {"SQL": SQL, "SAC": SAC}
 # name -> (algorithm, keyword arguments beyond learning_starts and seed)
 CONFIGS = {
     "SQL defaults": ("SQL", {}),

@@ -1,6 +1,7 @@
 """bench/critic_probe.py: the discounted return to the episode's end, and the minimum over the critics."""
 
 import runpy
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -10,7 +11,13 @@ import torch as th
 
 from sb3_sql import SQL
 
-BENCH = runpy.run_path(str(Path(__file__).resolve().parent.parent / "bench" / "critic_probe.py"))
+SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "critic_probe.py"
+# As `python bench/critic_probe.py` does, the script's folder is on sys.path (for bench/common.py).
+sys.path.insert(0, str(SCRIPT.parent))
+try:
+    BENCH = runpy.run_path(str(SCRIPT))
+finally:
+    sys.path.remove(str(SCRIPT.parent))
 
 
 class ConstantQ(th.nn.Module):
