@@ -22,6 +22,7 @@ from stable_baselines3.common.torch_layers import (
 )
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
+from torch.nn import functional as F
 
 from sb3_sql.soft_value import (
     PROPOSAL_FIT_PARTICLES,
@@ -34,6 +35,34 @@ from sb3_sql.soft_value import (
     n_uniform_draws,
     soft_double_q_value,
 )
+
+
+def mlp_on_particles(net: nn.Module, features: th.Tensor, particles: th.Tensor) -> th.Tensor:
+    """``net([features(s), x])`` for ``K`` particles ``x`` per state, computing the state's part once.
+
+    The sampler (``[features, noise]``) and the soft Q-function (``[features, action]``) are evaluated
+    on ``K`` particles per state. Their first layer is linear in the concatenation,
+    ``W [f; x] + b = (W_f f + b) + W_x x``, so ``W_f f + b`` is computed once per state (``[batch, H]``)
+    and added to every particle's ``W_x x``: the same function, without ``K`` copies of the features
+    going through the widest matrix (on Humanoid-v5, 348 of the 365 input columns). Values equal
+    those of the concatenated input up to float rounding. A ``net`` whose first module is not
+    ``nn.Linear`` gets the concatenation.
+
+    :param net: a network on ``[features, x]``, ``F + D`` inputs, usually an ``nn.Sequential`` MLP.
+    :param features: ``[batch, F]``.
+    :param particles: ``[batch, K, D]``, or ``[K, D]`` for the same particles at every state.
+    :return: ``net``'s output per particle, ``[batch, K, out]``.
+    """
+    first = net[0] if isinstance(net, nn.Sequential) and len(net) > 0 else None
+    if not isinstance(first, nn.Linear):
+        if particles.dim() == 2:
+            particles = particles.unsqueeze(0).expand(features.shape[0], -1, -1)
+        expanded = features.unsqueeze(1).expand(-1, particles.shape[1], -1)  # [batch, K, F]
+        return net(th.cat([expanded, particles], dim=-1))
+    n_features = features.shape[-1]
+    state_part = F.linear(features, first.weight[:, :n_features], first.bias).unsqueeze(1)  # [batch, 1, H]
+    particle_part = F.linear(particles, first.weight[:, n_features:])  # [batch or 1, K, H]
+    return net[1:](state_part + particle_part)
 
 
 class TemperatureMixin(nn.Module):
@@ -158,21 +187,18 @@ class SamplerNetwork(BasePolicy):
         :return: pre-tanh particles ``u``, shape ``[batch, K, D]``; the actions are ``tanh(u)``.
         """
         features = self.extract_features(obs, self.features_extractor)  # [batch, features_dim]
-        features = features.unsqueeze(1).expand(-1, n_particles, -1)  # [batch, K, features_dim]
-        noise_shape = (*features.shape[:-1], self.action_dim)
         noise_fn = th.zeros if deterministic else th.randn
-        noise = noise_fn(noise_shape, device=features.device)
-        net_input = th.cat([features, noise], dim=-1)  # [batch, K, features_dim + D]
+        noise = noise_fn((features.shape[0], n_particles, self.action_dim), device=features.device)  # [batch, K, D]
         pre_tanh = self._pre_tanh
         if n_detached == 0:
-            return pre_tanh(net_input, noise)
+            return pre_tanh(features, noise)
         with th.no_grad():
-            detached = pre_tanh(net_input[:, :n_detached], noise[:, :n_detached])
-        return th.cat([detached, pre_tanh(net_input[:, n_detached:], noise[:, n_detached:])], dim=1)
+            detached = pre_tanh(features, noise[:, :n_detached])
+        return th.cat([detached, pre_tanh(features, noise[:, n_detached:])], dim=1)
 
-    def _pre_tanh(self, net_input: th.Tensor, noise: th.Tensor) -> th.Tensor:
-        """The network's output ``[..., D]``, plus the noise ``[..., D]`` with ``noise_skip``."""
-        output = self.pre_tanh_net(net_input)
+    def _pre_tanh(self, features: th.Tensor, noise: th.Tensor) -> th.Tensor:
+        """The network's output on ``[features, noise]``, ``[batch, K, D]``, plus the noise with ``noise_skip``."""
+        output = mlp_on_particles(self.pre_tanh_net, features, noise)
         return output + noise if self.noise_skip else output
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
@@ -314,7 +340,8 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
     def particle_q_values(critic: ContinuousCritic, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
         """Soft Q-values of ``K`` actions per state, minimum over the critics.
 
-        The observation features are computed once per state, not once per particle.
+        The observation features, and their part of the first layer, are computed once per state,
+        not once per particle (:func:`mlp_on_particles`).
 
         :param critic: the critic or its target.
         :param obs: a batch of observations (``batch`` of them).
@@ -324,11 +351,8 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
         """
         with th.set_grad_enabled(th.is_grad_enabled() and not critic.share_features_extractor):
             features = critic.extract_features(obs, critic.features_extractor)  # [batch, F]
-        if actions.dim() == 2:
-            actions = actions.unsqueeze(0).expand(features.shape[0], -1, -1)
-        features = features.unsqueeze(1).expand(-1, actions.shape[1], -1)  # [batch, K, F]
-        q_input = th.cat([features, actions], dim=-1)
-        q_values = th.stack([q_net(q_input).squeeze(-1) for q_net in critic.q_networks])  # [n_critics, batch, K]
+        q_values = th.stack([mlp_on_particles(q_net, features, actions).squeeze(-1) for q_net in critic.q_networks])
+        # q_values: [n_critics, batch, K]
         return q_values.min(dim=0).values
 
     def network_optimizers(self) -> list[th.optim.Optimizer]:
