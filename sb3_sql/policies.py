@@ -54,7 +54,7 @@ def mlp_on_particles(net: nn.Module, features: th.Tensor, particles: th.Tensor) 
     :return: ``net``'s output per particle, ``[batch, K, out]``.
     """
     first = net[0] if isinstance(net, nn.Sequential) and len(net) > 0 else None
-    if not isinstance(first, nn.Linear):
+    if not isinstance(net, nn.Sequential) or not isinstance(first, nn.Linear):
         if particles.dim() == 2:
             particles = particles.unsqueeze(0).expand(features.shape[0], -1, -1)
         expanded = features.unsqueeze(1).expand(-1, particles.shape[1], -1)  # [batch, K, F]
