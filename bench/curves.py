@@ -1,7 +1,8 @@
 """Learning curves of SQL and SB3 SAC: evaluation return vs env steps, several seeds, CSV and PNG.
 
 One cell is one (task, algorithm, seed) training run. SQL uses the shipped hyperparameters
-(``hyperparams/sql.yml``, or ``--sql-hyperparams``), SAC rl_zoo3's tuned ones; both train for the
+(``hyperparams/sql.yml``, or ``--sql-hyperparams``), SAC rl_zoo3's tuned ones (or ``--sac-hyperparams``,
+e.g. SAC at SQL's network size and batch); both train for the
 task's budget below with one torch thread. SB3's ``EvalCallback`` evaluates every ``eval_freq``
 env steps on a separate environment (deterministic actions, as SB3 evaluates by default, and
 stochastic ones: SQL's policy is the sampler) and each cell is written to
@@ -84,10 +85,13 @@ class TimedEvaluations(CallbackList):
         return keep_going
 
 
-def algo_kwargs(algo: str, env_id: str, sql_hyperparams: Path) -> dict:
-    """Keyword arguments of ``algo`` on ``env_id``: the shipped SQL entry or rl_zoo3's SAC entry (``v5`` from ``v4``)."""
+def algo_kwargs(algo: str, env_id: str, sql_hyperparams: Path, sac_hyperparams: Path | None = None) -> dict:
+    """Keyword arguments of ``algo`` on ``env_id``: the shipped SQL entry, or SAC's entry in ``sac_hyperparams``
+    (an rl_zoo3 yaml) or else rl_zoo3's own (``v5`` from ``v4``)."""
     if algo == "SQL":
         return load_hyperparams(env_id, sql_hyperparams)
+    if sac_hyperparams is not None:
+        return load_hyperparams(env_id, sac_hyperparams)
     try:
         return rl_zoo_kwargs("sac", env_id)
     except KeyError:  # rl_zoo3 tunes the MuJoCo tasks as v4; v5 has the same dynamics and rewards
@@ -99,11 +103,20 @@ def cell_path(out: Path, env_id: str, algo: str, seed: int) -> Path:
 
 
 def run_cell(
-    env_id: str, algo: str, seed: int, out: Path, sql_hyperparams: Path, eval_episodes: int, budget: tuple[int, int]
+    env_id: str,
+    algo: str,
+    seed: int,
+    out: Path,
+    hyperparams: tuple[Path, Path | None],
+    eval_episodes: int,
+    budget: tuple[int, int],
 ) -> Path:
-    """Train one cell for ``budget = (env steps, evaluation interval)``, evaluating on the way; returns its CSV."""
+    """Train one cell for ``budget = (env steps, evaluation interval)``, evaluating on the way; returns its CSV.
+
+    ``hyperparams`` is (SQL's yaml, SAC's yaml or None for rl_zoo3's).
+    """
     timesteps, eval_freq = budget
-    kwargs = algo_kwargs(algo, env_id, sql_hyperparams)
+    kwargs = algo_kwargs(algo, env_id, *hyperparams)
     print(f"{env_id} {algo} seed {seed}: {timesteps} steps, {kwargs}", flush=True)
     model = ALGOS[algo]("MlpPolicy", env_id, seed=seed, **kwargs)
     with tempfile.TemporaryDirectory() as logs:
@@ -307,6 +320,7 @@ def main() -> None:
     parser.add_argument(
         "--sql-hyperparams", type=Path, default=default_hyperparams_path(), help="rl_zoo3 yaml with SQL's entries"
     )
+    parser.add_argument("--sac-hyperparams", type=Path, help="rl_zoo3 yaml with SAC's entries (default: rl_zoo3's sac.yml)")
     parser.add_argument("--timesteps", type=int, help="env steps of each cell instead of the task's budget (pilots)")
     parser.add_argument("--eval-freq", type=int, help="evaluation interval instead of the task's")
     parser.add_argument("--force", action="store_true", help="rerun cells whose CSV exists")
@@ -348,7 +362,8 @@ def main() -> None:
                         budget = (args.timesteps or TASKS[env_id][0], args.eval_freq or TASKS[env_id][1])
                         if budget[1] > budget[0]:
                             parser.error(f"--eval-freq {budget[1]} exceeds the {budget[0]} steps of {env_id}: no evaluation")
-                        run_cell(env_id, algo, seed, args.out, args.sql_hyperparams, args.eval_episodes, budget)
+                        hyperparams = (args.sql_hyperparams, args.sac_hyperparams)
+                        run_cell(env_id, algo, seed, args.out, hyperparams, args.eval_episodes, budget)
     summarize(args.out)
 
 
