@@ -46,3 +46,20 @@ def test_results_table_gives_mean_and_std_over_seeds_with_the_last_folder_winnin
     ]  # fmt: skip
     # one seed has no spread; a task SAC has not run says so and has no ratio
     assert rows["Walker2d-v5"] == ["Walker2d-v5", "50k", "0", "-", "400.0", "not run", "300.0", "not run", "-"]
+
+
+def test_sac_hyperparams_replace_rl_zoo3_entry_and_default_to_it(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    algo_kwargs = runpy.run_path(str(BENCH))["algo_kwargs"]
+    sql_yaml, sac_yaml = BENCH.parent.parent / "hyperparams" / "sql.yml", tmp_path / "sac.yml"
+    sac_yaml.write_text(
+        "Humanoid-v5:\n  policy: 'MlpPolicy'\n  learning_starts: 10000\n  batch_size: 128\n"
+        '  policy_kwargs: "dict(net_arch=[128, 128])"\n'
+    )
+    assert algo_kwargs("SAC", "Humanoid-v5", sql_yaml, sac_yaml) == {
+        "learning_starts": 10000,
+        "batch_size": 128,
+        "policy_kwargs": {"net_arch": [128, 128]},
+    }
+    assert algo_kwargs("SAC", "Humanoid-v5", sql_yaml) == {"learning_starts": 10000}  # rl_zoo3's Humanoid-v4 entry
+    assert algo_kwargs("SQL", "Humanoid-v5", sql_yaml, sac_yaml)["ent_coef"] == 0.05  # SQL's yaml is not SAC's
