@@ -85,6 +85,13 @@ def play(model: BaseAlgorithm, env: gym.Env, seed: int, deterministic: bool) -> 
     }
 
 
+def sac_temperature(model: BaseAlgorithm) -> float:
+    """SAC's temperature: the learnt one (``ent_coef="auto"``) or its fixed ``ent_coef``."""
+    if model.ent_coef_optimizer is not None:
+        return float(th.exp(model.log_ent_coef.detach()).item())
+    return float(model.ent_coef_tensor.item())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", help="a saved model (.zip)")
@@ -99,7 +106,7 @@ def main() -> None:
     model = ALGOS[args.algo].load(args.model, device="cpu")
     env = gym.make(args.env)
     gamma = float(model.gamma)
-    alpha = model.current_ent_coef() if isinstance(model, SQL) else math.nan
+    alpha = model.current_ent_coef() if isinstance(model, SQL) else sac_temperature(model)
     n_dims = int(np.prod(env.action_space.shape))
     bound = alpha * n_dims * math.log(2.0) / (1.0 - gamma)
     print(f"{args.model}: gamma {gamma}, alpha {alpha:.5g}, future entropy bonus at most {bound:.2f}")

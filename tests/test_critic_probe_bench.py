@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3 import SAC
 
 from sb3_sql import SQL
 
@@ -53,3 +54,9 @@ def test_play_records_one_row_per_step(twin_model: SQL) -> None:
     assert len(run["observations"]) == len(run["actions"]) == len(run["rewards"]) == 200  # the time limit
     assert not run["terminated"]
     assert np.all(np.abs(run["actions"]) <= 1.0)  # the policy's scale, Pendulum's torques are [-2, 2]
+
+
+@pytest.mark.parametrize(("ent_coef", "expected"), [(0.2, 0.2), ("auto_0.5", 0.5)])
+def test_sac_temperature_is_the_fixed_or_the_learnt_one(ent_coef, expected) -> None:
+    model = SAC("MlpPolicy", "Pendulum-v1", ent_coef=ent_coef, device="cpu")
+    assert BENCH["sac_temperature"](model) == pytest.approx(expected)
