@@ -55,7 +55,8 @@ REFERENCE_REWARD_SCALES = {
 # Entries with ent_coef "auto": Hopper-v5 (3 seeds at 100k steps, docs/benchmarks.md, "Automatic temperature").
 LEARNT_TEMPERATURE_ENVS = ["Hopper-v5"]
 # Entries whose fixed temperature was measured here instead of the reference's: Swimmer-v5 (reference 1 / 30)
-# and Humanoid-v5 (reference 1 / 100), on seeds 0-2 at 100k steps (docs/benchmarks.md, "Swimmer-v5", "Humanoid-v5").
+# on seeds 0-3 and Humanoid-v5 (reference 1 / 100) on seeds 0-2, at 100k steps (docs/benchmarks.md, "Swimmer-v5",
+# "Humanoid-v5").
 MEASURED_TEMPERATURES = {"Swimmer-v5": 0.01, "Humanoid-v5": 0.05}
 # Small budgets: one or two Pendulum episodes, a few hundred gradient steps.
 OPTIMIZE_ARGS = "-n 300 -params learning_starts:250 --n-evaluations 1 --eval-episodes 1"
