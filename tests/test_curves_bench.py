@@ -77,9 +77,10 @@ def documented_results_folders() -> list[str]:
 
 
 def test_documented_results_equal_the_table_of_the_checked_in_csvs(monkeypatch, capsys, tmp_path):
-    """Every row of docs/results.md's table and the README's holds the figures `--results-table` computes from the CSVs."""
+    """The results tables of docs/results.md, the SQL page and the README hold the figures `--results-table` computes."""
     rows = table(monkeypatch, capsys, *(ROOT / folder for folder in documented_results_folders()), picture=tmp_path / "r.png")
     results_page = ROOT.joinpath("docs", "results.md").read_text().splitlines()
+    sql_page = ROOT.joinpath("docs", "modules", "sql.md").read_text().splitlines()
     readme = ROOT.joinpath("README.md").read_text().splitlines()
     tasks = ["Pendulum-v1", "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5", "Humanoid-v5"]
     for task in tasks:
@@ -87,7 +88,9 @@ def test_documented_results_equal_the_table_of_the_checked_in_csvs(monkeypatch, 
         page_row = next(line for line in results_page if line.startswith(f"| {task} |"))
         assert page_row.split(" | ")[1] == steps
         assert page_row.split(" | ")[3:] == [sql_det, sac_det, sql_sto, sac_sto, f"{ratio} |"], task
-        if task != "Pendulum-v1":  # the README's small table: MuJoCo means and the ratio
+        if task != "Pendulum-v1":  # the SQL page's and the README's tables: MuJoCo, deterministic
+            sql_page_row = next(line for line in sql_page if line.startswith(f"| {task} |"))
+            assert sql_page_row.strip("| ").split(" | ")[:4] == [task, sql_det, sac_det, ratio], task
             readme_row = next(line for line in readme if line.startswith(f"| {task} |"))
             means = [cell.split(" +/- ")[0] for cell in (sql_det, sac_det)]
             assert readme_row.strip("| ").split(" | ") == [task, *means, ratio], task
