@@ -268,27 +268,47 @@ def summarize(out: Path) -> None:
     draw_curves(cells, out / "curves.png")
 
 
-def draw_curves(cells: dict[tuple[str, str], dict[int, list[dict]]], path: Path) -> None:
-    """One panel per task and evaluation mode: the mean return over seeds (line) and min-max (band), into ``path``."""
+def draw_curves(cells: dict[tuple[str, str], dict[int, list[dict]]], path: Path, envs: list[str] | None = None) -> None:
+    """One panel per task, three to a row, into ``path``: per algorithm the mean return over seeds (line) and min-max (band).
+
+    Deterministic evaluations (the results table's ratio) as solid lines, stochastic ones dashed.
+    ``envs`` picks and orders the tasks (default: every task of ``cells``, in the order of ``TASKS``).
+    """
     from matplotlib.figure import Figure
 
-    envs = sorted({env for env, _ in cells})
-    figure = Figure(figsize=(5 * len(envs), 4 * len(MODES)), layout="constrained")
-    grid = figure.subplots(len(MODES), len(envs), squeeze=False)
-    for mode, row_axes in zip(MODES, grid, strict=True):
-        axes_of = dict(zip(envs, row_axes, strict=True))
-        for (env_id, algo), seeds in sorted(cells.items()):
+    order = {env_id: index for index, env_id in enumerate(TASKS)}
+    envs = envs or sorted({env for env, _ in cells}, key=lambda env: (order.get(env, len(order)), env))
+    columns = min(3, len(envs))
+    rows = -(-len(envs) // columns)
+    figure = Figure(figsize=(5.5 * columns, 4.2 * rows), layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False)
+    colours = {algo: f"C{index}" for index, algo in enumerate(ALGOS)}
+    for axes, env_id in zip(grid.flat, envs, strict=False):
+        for algo in ALGOS:
+            seeds = cells.get((env_id, algo))
+            if not seeds:
+                continue
             length = min(len(rows) for rows in seeds.values())
             steps = np.array([int(row["timesteps"]) for row in next(iter(seeds.values()))[:length]])
-            returns = np.array([[float(row[mode]) for row in rows[:length]] for rows in seeds.values()])
-            axes = axes_of[env_id]
-            line = axes.plot(steps, returns.mean(axis=0), label=f"{algo} ({len(seeds)} seeds)")[0]
-            axes.fill_between(steps, returns.min(axis=0), returns.max(axis=0), color=line.get_color(), alpha=0.2)
-        for env_id, axes in axes_of.items():
-            axes.set(title=env_id, xlabel="env steps", ylabel=f"{mode} evaluation return")
-            axes.legend()
-    figure.savefig(path, dpi=100)
-    print(f"mean over seeds (line) and min-max (band): {path}")
+            for mode, style in zip(MODES, ("-", "--"), strict=True):
+                returns = np.array([[float(row[mode]) for row in rows[:length]] for rows in seeds.values()])
+                label = f"{algo}, {mode}"
+                axes.plot(steps, returns.mean(axis=0), style, color=colours[algo], linewidth=2, label=label)
+                if mode == MODES[0]:
+                    axes.fill_between(steps, returns.min(axis=0), returns.max(axis=0), color=colours[algo], alpha=0.15)
+        seed_counts = ", ".join(f"{algo} {len(cells[env_id, algo])}" for algo in ALGOS if cells.get((env_id, algo)))
+        axes.set_title(f"{env_id} (seeds: {seed_counts})", fontsize=14)
+        axes.set_xlabel("env steps", fontsize=12)
+        axes.set_ylabel("evaluation return", fontsize=12)
+        axes.tick_params(labelsize=11)
+        axes.ticklabel_format(axis="x", style="sci", scilimits=(3, 3))
+        axes.grid(alpha=0.3)
+    for axes in grid.flat[len(envs) :]:
+        axes.set_visible(False)
+    handles, labels = grid.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside upper center", ncols=4, fontsize=12)
+    figure.savefig(path, dpi=90)
+    print(f"mean over seeds (line; dashed: stochastic evaluation) and min-max of the deterministic one (band): {path}")
 
 
 def evaluate_saved(out: Path, env_id: str, algo: str, seeds: list[int], episodes: int) -> None:
@@ -333,6 +353,7 @@ def main() -> None:
         help="run nothing; print the Markdown results table of the cells in these folders (a later folder wins)",
     )
     parser.add_argument("--picture", type=Path, help="with --results-table: also draw those cells' curves into this PNG")
+    parser.add_argument("--picture-envs", nargs="+", help="with --picture: the tasks to draw, in this order (default: all)")
     parser.add_argument(
         "--evaluate-saved", type=int, metavar="EPISODES", help="train nothing; evaluate the saved models of the cells again"
     )
@@ -345,7 +366,7 @@ def main() -> None:
         print("\n".join(results_table(cells)))
         print(f"\nfinal evaluation return, mean +/- standard deviation over seeds; {versions()}")
         if args.picture:
-            draw_curves(cells, args.picture)
+            draw_curves(cells, args.picture, args.picture_envs)
         return
     args.out.mkdir(parents=True, exist_ok=True)
 

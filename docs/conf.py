@@ -34,3 +34,10 @@ napoleon_google_docstring = False
 
 html_theme = "sphinx_rtd_theme"
 html_title = f"sb3-sql {release}"
+html_static_path = ["_static"]
+# Table cells that wrap, so that no column hides behind a scrollbar (_static/tables.css).
+html_css_files = ["tables.css"]
+# MathJax 3 shipped with the site (Apache-2.0, _static/mathjax/LICENSE): the maths renders offline
+# and on Read the Docs alike, with no request to a CDN. The SVG output keeps its fonts inside the one
+# script, where the CHTML output would need a folder of web fonts beside it.
+mathjax_path = "mathjax/tex-svg.js"

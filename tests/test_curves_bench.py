@@ -63,3 +63,48 @@ def test_sac_hyperparams_replace_rl_zoo3_entry_and_default_to_it(tmp_path, monke
     }
     assert algo_kwargs("SAC", "Humanoid-v5", sql_yaml) == {"learning_starts": 10000}  # rl_zoo3's Humanoid-v4 entry
     assert algo_kwargs("SQL", "Humanoid-v5", sql_yaml, sac_yaml)["ent_coef"] == 0.05  # SQL's yaml is not SAC's
+
+
+ROOT = BENCH.parent.parent
+
+
+def documented_results_folders() -> list[str]:
+    """The folders of the appendix's ``--results-table`` command (docs/benchmarks.md), in its order."""
+    text = ROOT.joinpath("docs", "benchmarks.md").read_text()
+    command = text[text.index("(appendix-results)=") :].split("```bash", 1)[1].split("```", 1)[0]
+    words = command.replace("\\\n", " ").split()
+    return words[words.index("--results-table") + 1 : words.index("--picture")]
+
+
+def test_documented_results_equal_the_table_of_the_checked_in_csvs(monkeypatch, capsys, tmp_path):
+    """The results tables of docs/results.md, the SQL page and the README hold the figures `--results-table` computes."""
+    rows = table(monkeypatch, capsys, *(ROOT / folder for folder in documented_results_folders()), picture=tmp_path / "r.png")
+    results_page = ROOT.joinpath("docs", "results.md").read_text().splitlines()
+    sql_page = ROOT.joinpath("docs", "modules", "sql.md").read_text().splitlines()
+    readme = ROOT.joinpath("README.md").read_text().splitlines()
+    tasks = ["Pendulum-v1", "HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5", "Humanoid-v5"]
+    for task in tasks:
+        _, steps, _, _, sql_det, sac_det, sql_sto, sac_sto, ratio = rows[task]
+        page_row = next(line for line in results_page if line.startswith(f"| {task} |"))
+        assert page_row.split(" | ")[1] == steps
+        assert page_row.split(" | ")[3:] == [sql_det, sac_det, sql_sto, sac_sto, f"{ratio} |"], task
+        if task != "Pendulum-v1":  # the SQL page's and the README's tables: MuJoCo, deterministic
+            sql_page_row = next(line for line in sql_page if line.startswith(f"| {task} |"))
+            assert sql_page_row.strip("| ").split(" | ")[:4] == [task, sql_det, sac_det, ratio], task
+            readme_row = next(line for line in readme if line.startswith(f"| {task} |"))
+            means = [cell.split(" +/- ")[0] for cell in (sql_det, sac_det)]
+            assert readme_row.strip("| ").split(" | ") == [task, *means, ratio], task
+
+
+def test_picture_has_one_panel_per_chosen_task(tmp_path, monkeypatch, capsys):
+    for env_id in ("Hopper-v5", "Walker2d-v5", "Ant-v5", "Swimmer-v5"):
+        write_cell(tmp_path / "cells", env_id, "SQL", 0, (1.0, 2.0))
+    monkeypatch.syspath_prepend(str(BENCH.parent))
+    namespace = runpy.run_path(str(BENCH))
+    saved = []
+    monkeypatch.setattr("matplotlib.figure.Figure.savefig", lambda figure, path, **kwargs: saved.append(figure))
+    cells = namespace["merged_cells"]([tmp_path / "cells"])
+    namespace["draw_curves"](cells, tmp_path / "p.png", ["Swimmer-v5", "Hopper-v5", "Ant-v5", "Walker2d-v5"])
+    visible = [axes for axes in saved[0].axes if axes.get_visible()]
+    assert [axes.get_title().split(" (")[0] for axes in visible] == ["Swimmer-v5", "Hopper-v5", "Ant-v5", "Walker2d-v5"]
+    assert len(saved[0].axes) == 6  # three to a row: two rows, the last two panels hidden
