@@ -96,12 +96,12 @@ def uninterrupted(tmp_path_factory):
 def test_checkpoints_land_at_episode_starts(uninterrupted, tmp_path):
     _, save_path = uninterrupted
     assert sorted(path.name for path in save_path.glob("*_resume_state_*")) == [
-        f"rl_model_resume_state_{steps}_steps.pkl" for steps in (200, 400, 600)
+        f"rl_model_resume_state_{steps}_steps.npz" for steps in (200, 400, 600)
     ]
     # Without an episode start within 2 * save_freq steps, the checkpoint cuts the episode at 200.
     train(gym.make("Pendulum-v1", max_episode_steps=1000), tmp_path, total_steps=450)
     assert sorted(path.name for path in tmp_path.glob("*_resume_state_*")) == [
-        f"rl_model_resume_state_{steps}_steps.pkl" for steps in (200, 400)
+        f"rl_model_resume_state_{steps}_steps.npz" for steps in (200, 400)
     ]
 
 
@@ -135,8 +135,8 @@ def test_plain_load_is_not_exact(uninterrupted):
 def test_incomplete_checkpoints_are_skipped(uninterrupted, tmp_path):
     _, save_path = uninterrupted
     shutil.copytree(save_path, tmp_path / "run")
-    newest = tmp_path / "run" / "rl_model_resume_state_600_steps.pkl"
-    newest.rename(newest.with_suffix(".pkl.tmp"))  # as left by a save killed before os.replace
+    newest = tmp_path / "run" / "rl_model_resume_state_600_steps.npz"
+    newest.rename(newest.with_suffix(".npz.tmp"))  # as left by a save killed before os.replace
     assert latest_checkpoint(str(tmp_path / "run")) == 400
     with pytest.raises(FileNotFoundError, match="No complete checkpoint other_resume_state_"):
         latest_checkpoint(str(tmp_path / "run"), name_prefix="other")
