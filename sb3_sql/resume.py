@@ -31,6 +31,7 @@ pickles: loading a checkpoint runs code stored in it; load only checkpoints you 
 """
 
 import glob
+import hashlib
 import json
 import os
 import pickle
@@ -103,12 +104,13 @@ def _from_json(value: Any) -> Any:
     return value
 
 
-def save_resume_state(file: IO[bytes], model: BaseAlgorithm, env_seed: int) -> None:
+def save_resume_state(file: IO[bytes], model: BaseAlgorithm, env_seed: int, file_digests: dict[str, str]) -> None:
     """Write what ``load_checkpoint`` needs beyond SB3's files, as JSON and arrays in a NumPy ``.npz``.
 
     :param file: a binary file open for writing.
     :param model: the model whose generators (``get_rng_states``) and environment count are saved.
     :param env_seed: the seed the environments were reset with at the checkpoint.
+    :param file_digests: the SHA-256 digest of each other file of the checkpoint, by file name.
     """
     states = get_rng_states(model)
     env = model.get_env()
@@ -127,6 +129,7 @@ def save_resume_state(file: IO[bytes], model: BaseAlgorithm, env_seed: int) -> N
         "numpy": [int(numpy_pos), int(numpy_has_gauss), float(numpy_cached_gaussian)],
         "cuda_devices": None if states["cuda"] is None else len(cuda_states),
         "action_space": _to_json(states["action_space"]),
+        "files": file_digests,
     }
     np.savez(file, metadata=np.array(json.dumps(metadata)), **arrays)
 
@@ -135,7 +138,7 @@ def read_resume_state(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a resume state written by ``save_resume_state``, without running code (``allow_pickle=False``).
 
     :param path: the ``.npz`` file.
-    :return: its metadata (``num_timesteps``, ``num_envs``, ``env_seed``) and the generator states
+    :return: its metadata (``num_timesteps``, ``num_envs``, ``env_seed``, ``files``) and the generator states
         for ``set_rng_states``.
     :raises ValueError: if the file is not a resume state of this format (or holds pickled objects).
     :raises OSError: if it cannot be read.
@@ -159,14 +162,28 @@ def read_resume_state(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return metadata, states
 
 
-def _write_durably(path: str, write: Callable[[IO[bytes]], Any]) -> None:
-    """Write ``path`` through ``write(file)`` to ``path + ".tmp"``, flush it to disk, then rename it (atomic)."""
+def _write_durably(path: str, write: Callable[[IO[bytes]], Any]) -> str:
+    """Write ``path`` through ``write(file)`` to ``path + ".tmp"``, flush it to disk, then rename it (atomic).
+
+    :return: the SHA-256 digest of the file (hexadecimal).
+    """
     temporary = path + ".tmp"
-    with open(temporary, "wb") as file:
+    with open(temporary, "w+b") as file:
         write(file)
         file.flush()
         os.fsync(file.fileno())
+        file.seek(0)
+        digest = _sha256(file)
     os.replace(temporary, path)
+    return digest
+
+
+def _sha256(file: IO[bytes]) -> str:
+    """The SHA-256 digest (hexadecimal) of an open file's bytes from its current position."""
+    digest = hashlib.sha256()
+    while chunk := file.read(2**20):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _fsync_directory(path: str) -> None:
@@ -269,16 +286,17 @@ class ResumableCheckpointCallback(CheckpointCallback):
         if vec_normalize is not None:
             self.model._last_original_obs = vec_normalize.get_original_obs()
         self.num_timesteps = self.model.num_timesteps
-        _write_durably(self._checkpoint_path(extension="zip"), self.model.save)  # type: ignore[arg-type]  # a file too
-        _write_durably(self._checkpoint_path("replay_buffer_", extension="pkl"), self.model.save_replay_buffer)  # type: ignore[attr-defined]
+        writers: dict[str, Callable[[IO[bytes]], Any]] = {
+            self._checkpoint_path(extension="zip"): self.model.save,  # type: ignore[dict-item]  # a file too
+            self._checkpoint_path("replay_buffer_", extension="pkl"): self.model.save_replay_buffer,  # type: ignore[attr-defined]
+        }
         if vec_normalize is not None:
             # As VecNormalize.save, which takes only a path.
-            _write_durably(
-                self._checkpoint_path("vecnormalize_", extension="pkl"), lambda file: pickle.dump(vec_normalize, file)
-            )
+            writers[self._checkpoint_path("vecnormalize_", extension="pkl")] = lambda file: pickle.dump(vec_normalize, file)
+        digests = {os.path.basename(path): _write_durably(path, write) for path, write in writers.items()}
         # Last: its presence marks the checkpoint complete.
         state_path = self._checkpoint_path("resume_state_", extension="npz")
-        _write_durably(state_path, lambda file: save_resume_state(file, self.model, env_seed))
+        _write_durably(state_path, lambda file: save_resume_state(file, self.model, env_seed, digests))
         _fsync_directory(self.save_path)
         self.last_checkpoint_timesteps = self.model.num_timesteps
         if self.verbose >= 2:
@@ -349,7 +367,8 @@ def load_checkpoint(
     uninterrupted run at every step.
 
     Without ``num_timesteps``, the newest complete checkpoint that loads: a damaged one (a file
-    truncated or corrupted on disk) is skipped with a warning naming the error, and the one before
+    missing, truncated or changed on disk: each file's SHA-256 digest, recorded in the resume state,
+    is checked before it is read) is skipped with a warning naming the error, and the one before
     it is tried. Loading runs code stored in the model zip and the replay buffer (SB3's pickles):
     load only checkpoints you wrote.
 
@@ -414,6 +433,12 @@ def _load_checkpoint_files(
             f"{vec_env.num_envs}: the replay buffer and the last observations are per environment. Build env with "
             f"{metadata['num_envs']} environments (e.g. make_vec_env(env_id, n_envs={metadata['num_envs']}))."
         )
+    for name, digest in metadata["files"].items():
+        # Before any of them is read: a damaged file is skipped, never unpickled.
+        with open(os.path.join(save_path, name), "rb") as file:
+            intact = _sha256(file) == digest
+        if not intact:
+            raise ValueError(f"{name!r} is damaged: its SHA-256 digest differs from the one recorded at the checkpoint")
     vec_normalize_path = checkpoint_path("vecnormalize_", "pkl")
     env: VecEnv = vec_env
     if os.path.exists(vec_normalize_path):

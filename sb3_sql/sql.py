@@ -478,7 +478,7 @@ class SQL(OffPolicyAlgorithm):
         for name, minimum in (("buffer_size", 1), ("batch_size", 1), ("n_steps", 1)):
             value = getattr(self, name)
             if not (_is_count(value) and value >= minimum):
-                raise ValueError(f"{name} must be an integer of at least {minimum}, got {value!r}: pass an int")
+                raise ValueError(f"{name} must be at least {minimum}, got {value!r}: pass an integer (int)")
         # A batch larger than the buffer is allowed: SB3's buffers sample with replacement (as for SAC).
         if not (_is_real(self.learning_starts) and self.learning_starts >= 0):
             raise ValueError(f"learning_starts must be a number of steps >= 0, got {self.learning_starts!r}")
@@ -925,11 +925,12 @@ class SQL(OffPolicyAlgorithm):
         :raises FileNotFoundError: if there is no file at ``path``.
         :raises ValueError: if the file is not an SB3 archive or is truncated (``check_model_archive``),
             was saved by another algorithm (its policy does not fit SQL), holds invalid
-            hyperparameters, or if ``env``'s spaces differ from the saved ones (SB3).
+            hyperparameters (a learnt temperature that is not positive and finite included), or if
+            ``env``'s spaces differ from the saved ones (SB3).
         """
         if isinstance(path, (str, pathlib.Path)):
             check_model_archive(path)
-        return super().load(
+        model = super().load(
             path,
             env=env,
             device=device,
@@ -938,6 +939,12 @@ class SQL(OffPolicyAlgorithm):
             force_reset=force_reset,
             **kwargs,
         )
+        if isinstance(model.ent_coef, str):
+            try:
+                model.current_ent_coef()
+            except ValueError as error:
+                raise ValueError(f"{path!r} holds a learnt temperature that cannot be used: {error}") from None
+        return model
 
     @staticmethod
     def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:

@@ -178,11 +178,26 @@ def truncate(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
-@pytest.mark.parametrize("damaged", ["rl_model_600_steps.zip", "rl_model_replay_buffer_600_steps.pkl"])
-def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(uninterrupted, tmp_path, damaged):
+def flip_a_byte(path):
+    """A change that leaves the file readable: one byte of the replay buffer's arrays."""
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+
+
+@pytest.mark.parametrize(
+    "damaged, damage",
+    [
+        ("rl_model_600_steps.zip", truncate),
+        ("rl_model_replay_buffer_600_steps.pkl", truncate),
+        ("rl_model_replay_buffer_600_steps.pkl", flip_a_byte),
+        ("rl_model_600_steps.zip", os.remove),
+    ],
+)
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(uninterrupted, tmp_path, damaged, damage):
     model, save_path = uninterrupted
     shutil.copytree(save_path, tmp_path / "run")
-    truncate(tmp_path / "run" / damaged)
+    damage(tmp_path / "run" / damaged)
     with pytest.warns(UserWarning, match="The checkpoint of step 600 .* does not load .*trying the one before it"):
         resumed = resume(tmp_path / "run", gym.make("Pendulum-v1"))
     assert_same_training_state(model, resumed)
@@ -202,7 +217,7 @@ def test_a_damaged_resume_state_falls_back_and_none_loading_is_an_error(uninterr
     ):
         load_checkpoint(str(tmp_path / "run"), gym.make("Pendulum-v1"))
     # A checkpoint asked for by its step count is loaded or refused, without fallback.
-    with pytest.raises(ValueError, match="is not a complete Stable-Baselines3 model archive"):
+    with pytest.raises(ValueError, match=r"'rl_model_400_steps\.zip' is damaged: its SHA-256 digest differs"):
         load_checkpoint(str(tmp_path / "run"), gym.make("Pendulum-v1"), num_timesteps=400)
 
 
