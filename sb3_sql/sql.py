@@ -214,8 +214,12 @@ class SQL(OffPolicyAlgorithm):
     :param device: device (cpu, cuda, ...) on which the code should be run.
     :param _init_setup_model: whether or not to build the network at the creation of the instance.
     :raises ValueError: for an action space other than a bounded ``Box`` or a ``Discrete``, a
-        policy class for the other kind of action space, ``ent_coef <= 0`` (or a schedule that is not
-        positive at progress 1 and 0), ``use_sde=True``,
+        policy class for the other kind of action space, an ``ent_coef`` that is not a positive finite
+        float, ``"auto"``, ``"auto_<init>"`` or a schedule positive at progress 1 and 0 (also on
+        assignment; a schedule's value is checked again at each use), a ``target_entropy`` other than
+        ``"auto"`` or a finite number, non-integer ``buffer_size``, ``batch_size``, ``n_steps``,
+        ``gradient_steps`` or particle counts, particle counts whose tensors would exceed
+        ``MAX_PARTICLE_TENSOR_ELEMENTS``, ``use_sde=True``,
         ``action_noise`` or ``soft_double_q`` where they do not apply, ``value_n_particles < 1``, an
         unknown ``value_proposal``, a ``value_proposal_uniform_share`` outside ``(0, 1]``,
         ``kernel_n_particles < 3``, a ``kernel_update_ratio`` that leaves fewer than 2 fixed or no
