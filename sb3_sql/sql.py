@@ -16,6 +16,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
@@ -29,9 +30,10 @@ from stable_baselines3.common.type_aliases import (
     Schedule,
 )
 from stable_baselines3.common.utils import get_parameters_by_name, polyak_update
+from stable_baselines3.common.vec_env import VecEnv
 from torch.nn import functional as F
 
-from sb3_sql.checks import check_finite_update, check_model_archive
+from sb3_sql.checks import ObservationShapeCheck, check_finite_update, check_model_archive, check_transitions
 from sb3_sql.entropy import kozachenko_leonenko_entropy, nearest_neighbour_log_distances, repulsion_neighbour_order
 from sb3_sql.kernels import KernelOutput, adaptive_isotropic_gaussian_kernel, bandwidth_scales
 from sb3_sql.policies import (
@@ -73,6 +75,9 @@ CriticLoss = Literal["mse", "huber"]
 CRITIC_LOSSES = ("mse", "huber")
 # target_entropy="auto" for discrete actions: this share of the uniform policy's entropy log(A).
 AUTO_TARGET_ENTROPY_SCALE = 0.5
+# The most elements a particle tensor of one gradient step may hold (8 GiB in float32): more fails
+# to allocate, or overflows 32-bit indexing in some CUDA kernels.
+MAX_PARTICLE_TENSOR_ELEMENTS = 2**31
 
 
 class SQL(OffPolicyAlgorithm):
@@ -209,8 +214,12 @@ class SQL(OffPolicyAlgorithm):
     :param device: device (cpu, cuda, ...) on which the code should be run.
     :param _init_setup_model: whether or not to build the network at the creation of the instance.
     :raises ValueError: for an action space other than a bounded ``Box`` or a ``Discrete``, a
-        policy class for the other kind of action space, ``ent_coef <= 0`` (or a schedule that is not
-        positive at progress 1 and 0), ``use_sde=True``,
+        policy class for the other kind of action space, an ``ent_coef`` that is not a positive finite
+        float, ``"auto"``, ``"auto_<init>"`` or a schedule positive at progress 1 and 0 (also on
+        assignment; a schedule's value is checked again at each use), a ``target_entropy`` other than
+        ``"auto"`` or a finite number, non-integer ``buffer_size``, ``batch_size``, ``n_steps``,
+        ``gradient_steps`` or particle counts, particle counts whose tensors would exceed
+        ``MAX_PARTICLE_TENSOR_ELEMENTS``, ``use_sde=True``,
         ``action_noise`` or ``soft_double_q`` where they do not apply, ``value_n_particles < 1``, an
         unknown ``value_proposal``, a ``value_proposal_uniform_share`` outside ``(0, 1]``,
         ``kernel_n_particles < 3``, a ``kernel_update_ratio`` that leaves fewer than 2 fixed or no
@@ -383,6 +392,61 @@ class SQL(OffPolicyAlgorithm):
             )
 
     @property
+    def ent_coef(self) -> float | str | Schedule:
+        """The temperature setting: a positive float, ``"auto"`` / ``"auto_<init>"``, or a schedule.
+
+        Assigning it (``model.ent_coef = 0.05``) takes effect at the next ``train()`` or ``predict()``
+        call (``_sync_policy_temperature``).
+
+        :raises ValueError: on assignment of anything else (``None``, a value that is not positive and
+            finite, a schedule not positive at progress 1 and 0, an unknown string).
+        """
+        # Kept in the instance dict under its own name, as SB3's save() and load() expect.
+        return self.__dict__["ent_coef"]
+
+    @ent_coef.setter
+    def ent_coef(self, value: float | str | Schedule) -> None:
+        self._check_ent_coef(value)
+        self.__dict__["ent_coef"] = value
+
+    @staticmethod
+    def _check_ent_coef(value: Any) -> None:
+        """Refuse a temperature setting SQL cannot use (ValueError naming ``ent_coef`` and the fix)."""
+        if isinstance(value, str):
+            name, _, init = value.partition("_")
+            try:
+                init_value = float(init) if init else 1.0
+            except ValueError:
+                init_value = float("nan")
+            if name != "auto" or not (np.isfinite(init_value) and init_value > 0):
+                raise ValueError(
+                    f"ent_coef must be a positive float, 'auto' or 'auto_<init>' with a positive initial value "
+                    f"(e.g. 'auto_0.1'), got {value!r}"
+                )
+        elif callable(value):
+            for progress_remaining in (1.0, 0.0):
+                source = f"the ent_coef schedule at progress_remaining={progress_remaining}"
+                SQL._check_temperature_value(value(progress_remaining), source)
+        elif not _is_real(value):
+            raise ValueError(
+                f"ent_coef (the temperature alpha) must be a positive finite float, 'auto', 'auto_<init>' or a "
+                f"schedule, got {value!r} of type {type(value).__name__}: pass e.g. ent_coef=0.1."
+            )
+        else:
+            SQL._check_temperature_value(value, "ent_coef")
+
+    @staticmethod
+    def _check_temperature_value(value: Any, source: str) -> float:
+        """``value`` as a float if it is a positive finite temperature, else a ValueError naming ``source``."""
+        if not (_is_real(value) and np.isfinite(value) and value > 0):
+            raise ValueError(
+                f"{source} gives the temperature {value!r}: ent_coef (the temperature alpha) must be a positive "
+                "finite float, in reward units (e.g. 0.1 for rewards of order 1). Set a positive value "
+                "(model.ent_coef = 0.1) or a schedule that stays positive."
+            )
+        return float(value)
+
+    @property
     def _svgd_policy(self) -> SVGDPolicy:
         assert isinstance(self.policy, SVGDPolicy), "continuous actions only"
         return self.policy
@@ -408,18 +472,30 @@ class SQL(OffPolicyAlgorithm):
                 "(e.g. SAC.load)."
             )
         # 0 is allowed: it freezes the networks (rl_zoo3's enjoy loads models with learning_rate=0).
-        if not (callable(self.learning_rate) or (np.isfinite(self.learning_rate) and self.learning_rate >= 0)):
-            raise ValueError(f"learning_rate must be a non-negative finite float or a schedule, got {self.learning_rate}")
-        if self.buffer_size < 1:
-            raise ValueError(f"buffer_size must be at least 1, got {self.buffer_size}")
+        learning_rate = self.learning_rate
+        if not (callable(learning_rate) or (_is_real(learning_rate) and np.isfinite(learning_rate) and learning_rate >= 0)):
+            raise ValueError(
+                f"learning_rate must be a non-negative finite float or a schedule, got {self.learning_rate!r}: "
+                "pass e.g. learning_rate=1e-3"
+            )
+        # Counts SB3's buffers use as array sizes must be integers (a float fails there, for SAC too).
+        for name, minimum in (("buffer_size", 1), ("batch_size", 1), ("n_steps", 1)):
+            value = getattr(self, name)
+            if not (_is_count(value) and value >= minimum):
+                raise ValueError(f"{name} must be at least {minimum}, got {value!r}: pass an integer (int)")
         # A batch larger than the buffer is allowed: SB3's buffers sample with replacement (as for SAC).
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"gamma (the discount factor) must be in [0, 1], got {self.gamma}")
+        if not (_is_real(self.learning_starts) and self.learning_starts >= 0):
+            raise ValueError(f"learning_starts must be a number of steps >= 0, got {self.learning_starts!r}")
+        # -1 (any negative count, in SB3) means as many gradient steps as environment steps were collected.
+        if not _is_count(self.gradient_steps):
+            raise ValueError(
+                f"gradient_steps must be an integer (-1: as many as env steps collected), got {self.gradient_steps!r}"
+            )
+        if not (_is_real(self.gamma) and 0.0 <= self.gamma <= 1.0):
+            raise ValueError(f"gamma (the discount factor) must be in [0, 1], got {self.gamma!r}")
         # 0 is allowed, as in SAC: the target network then stays at its initial weights.
-        if not 0.0 <= self.tau <= 1.0:
-            raise ValueError(f"tau must be in [0, 1] (1.0 is a hard target copy), got {self.tau}")
+        if not (_is_real(self.tau) and 0.0 <= self.tau <= 1.0):
+            raise ValueError(f"tau must be in [0, 1] (1.0 is a hard target copy), got {self.tau!r}")
         self._check_temperature_arguments()
         self._check_sampler_arguments()
         if self.critic_loss not in CRITIC_LOSSES:
@@ -428,24 +504,22 @@ class SQL(OffPolicyAlgorithm):
             raise ValueError(
                 f"max_grad_norm must be a positive float (DQN uses 10) or None for no clipping, got {self.max_grad_norm}"
             )
-        if self.target_update_interval < 1:
-            raise ValueError(f"target_update_interval must be at least 1, got {self.target_update_interval}")
+        if not (_is_real(self.target_update_interval) and self.target_update_interval >= 1):
+            raise ValueError(f"target_update_interval must be at least 1 gradient step, got {self.target_update_interval!r}")
 
     def _check_temperature_arguments(self) -> None:
-        """Refuse a temperature SQL cannot use (ValueError)."""
-        if isinstance(self.ent_coef, str):
-            self._initial_ent_coef()  # checks "auto" / "auto_<init>"
-        elif callable(self.ent_coef):
-            for progress_remaining in (1.0, 0.0):
-                value = self.ent_coef(progress_remaining)
-                if not (np.isfinite(value) and value > 0):
-                    raise ValueError(
-                        f"the ent_coef schedule must return a positive finite temperature, got {value} at "
-                        f"progress_remaining={progress_remaining}"
-                    )
-        elif not (np.isfinite(self.ent_coef) and self.ent_coef > 0):
+        """Refuse a temperature or a target entropy SQL cannot use (ValueError)."""
+        self._check_ent_coef(self.ent_coef)
+        if isinstance(self.target_entropy, str) and self.target_entropy == "auto":
+            return
+        try:
+            target_entropy = float(self.target_entropy)
+        except (TypeError, ValueError):
+            target_entropy = float("nan")
+        if not np.isfinite(target_entropy):
             raise ValueError(
-                f"ent_coef (the temperature alpha) must be a positive finite float or a schedule, got {self.ent_coef}"
+                f"target_entropy must be 'auto' or a finite float (nats; SAC's -dim(A) for continuous actions), "
+                f"got {self.target_entropy!r}"
             )
 
     def _check_sampler_arguments(self) -> None:
@@ -461,21 +535,17 @@ class SQL(OffPolicyAlgorithm):
                 f"soft_double_q needs discrete actions and policy_kwargs n_critics=2, got {self.action_space} "
                 f"and n_critics={n_critics}."
             )
-        if self.value_n_particles < 1:
-            raise ValueError(f"value_n_particles (M) must be at least 1, got {self.value_n_particles}")
+        self._check_particle_count("value_n_particles", "M", 1)
         if self.value_proposal not in VALUE_PROPOSALS:
             raise ValueError(f"value_proposal must be one of {VALUE_PROPOSALS}, got {self.value_proposal!r}")
-        if not 0.0 < self.value_proposal_uniform_share <= 1.0:
+        if not (_is_real(self.value_proposal_uniform_share) and 0.0 < self.value_proposal_uniform_share <= 1.0):
             raise ValueError(
                 "value_proposal_uniform_share (the uniform share of value_proposal='sampler') must be in (0, 1], "
                 f"got {self.value_proposal_uniform_share}"
             )
-        if self.kernel_n_particles < 3:
-            raise ValueError(
-                "kernel_n_particles (K) must be at least 3 (two fixed particles for the kernel's bandwidth "
-                f"and one updated particle), got {self.kernel_n_particles}"
-            )
-        if not np.isfinite(self.kernel_update_ratio):
+        # At least 3: two fixed particles for the kernel's bandwidth and one updated particle.
+        self._check_particle_count("kernel_n_particles", "K", 3)
+        if not (_is_real(self.kernel_update_ratio) and np.isfinite(self.kernel_update_ratio)):
             raise ValueError(f"kernel_update_ratio must be a float in (0, 1), got {self.kernel_update_ratio}")
         n_updated = int(self.kernel_n_particles * self.kernel_update_ratio)
         if not (n_updated >= 1 and self.kernel_n_particles - n_updated >= 2):
@@ -488,9 +558,27 @@ class SQL(OffPolicyAlgorithm):
         bandwidth_scales(self.kernel_bandwidth, self.kernel_n_particles - n_updated, self.kernel_n_particles)
         if self.particle_space not in PARTICLE_SPACES:
             raise ValueError(f"particle_space must be one of {PARTICLE_SPACES}, got {self.particle_space!r}")
-        if not (np.isfinite(self.sampler_kl_coef) and self.sampler_kl_coef >= 0):
+        if not (_is_real(self.sampler_kl_coef) and np.isfinite(self.sampler_kl_coef) and self.sampler_kl_coef >= 0):
             raise ValueError(
                 f"sampler_kl_coef must be a finite float >= 0 (0: the paper's sampler), got {self.sampler_kl_coef}"
+            )
+
+    def _check_particle_count(self, name: str, symbol: str, minimum: int) -> None:
+        """Refuse a particle count that is not an integer ``>= minimum`` or whose tensors cannot be allocated (ValueError).
+
+        The largest tensor of a gradient step grows as ``batch_size * count**2`` for the kernel's
+        ``K`` (the kernel matrix ``[batch, K_fixed, K_updated]``) and ``batch_size * count`` for the
+        soft value's ``M``; it must hold at most ``MAX_PARTICLE_TENSOR_ELEMENTS`` elements.
+        """
+        count = getattr(self, name)
+        if not (_is_count(count) and count >= minimum):
+            raise ValueError(f"{name} ({symbol}) must be an integer of at least {minimum}, got {count!r}: pass e.g. {name}=16")
+        elements = self.batch_size * (count * count // 4 if symbol == "K" else count)
+        if elements > MAX_PARTICLE_TENSOR_ELEMENTS:
+            raise ValueError(
+                f"{name}={count} with batch_size={self.batch_size}: a gradient step would need a tensor of about "
+                f"{elements:.3g} elements, more than {MAX_PARTICLE_TENSOR_ELEMENTS:.3g} (8 GiB in float32). "
+                "Use fewer particles (the reference uses 16) or a smaller batch_size."
             )
 
     def _initial_ent_coef(self) -> float:
@@ -499,17 +587,8 @@ class SQL(OffPolicyAlgorithm):
             return float(self.ent_coef(1.0))
         if not isinstance(self.ent_coef, str):
             return float(self.ent_coef)
-        name, _, init = self.ent_coef.partition("_")
-        try:
-            init_value = float(init) if init else 1.0
-        except ValueError:
-            init_value = float("nan")
-        if name != "auto" or not (np.isfinite(init_value) and init_value > 0):
-            raise ValueError(
-                f"ent_coef must be a positive float, 'auto' or 'auto_<init>' with a positive initial value "
-                f"(e.g. 'auto_0.1'), got {self.ent_coef!r}"
-            )
-        return init_value
+        _, _, init = self.ent_coef.partition("_")
+        return float(init) if init else 1.0
 
     def _setup_model(self) -> None:
         self._check_arguments()
@@ -735,11 +814,15 @@ class SQL(OffPolicyAlgorithm):
         schedule's at the current progress, or ``ent_coef`` itself. The policy's ``log_ent_coef`` holds a
         fixed or scheduled value too, from the last ``train()`` or ``predict()`` call
         (``_sync_policy_temperature``), in float32.
+
+        :raises ValueError: if the schedule's value now, or the learnt temperature, is not a positive
+            finite float: no gradient step or action uses it.
         """
         if isinstance(self.ent_coef, str):
-            return float(self.policy.log_ent_coef.detach().exp())
+            return self._check_temperature_value(float(self.policy.log_ent_coef.detach().exp()), "the learnt log_ent_coef")
         if callable(self.ent_coef):
-            return float(self.ent_coef(self._current_progress_remaining))
+            source = f"the ent_coef schedule at progress_remaining={self._current_progress_remaining:g}"
+            return self._check_temperature_value(self.ent_coef(self._current_progress_remaining), source)
         return float(self.ent_coef)
 
     @property
@@ -812,6 +895,15 @@ class SQL(OffPolicyAlgorithm):
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> SelfSQL:
+        """SB3's ``learn``, after checking ``total_timesteps``.
+
+        :raises ValueError: if ``total_timesteps`` is not a finite number ``>= 0``.
+        """
+        if not (_is_real(total_timesteps) and np.isfinite(total_timesteps) and total_timesteps >= 0):
+            raise ValueError(
+                f"total_timesteps must be a number of environment steps >= 0, got {total_timesteps!r}: "
+                "to continue a run pass the steps still to do, with reset_num_timesteps=False."
+            )
         return super().learn(
             total_timesteps=total_timesteps,
             callback=callback,
@@ -837,11 +929,12 @@ class SQL(OffPolicyAlgorithm):
         :raises FileNotFoundError: if there is no file at ``path``.
         :raises ValueError: if the file is not an SB3 archive or is truncated (``check_model_archive``),
             was saved by another algorithm (its policy does not fit SQL), holds invalid
-            hyperparameters, or if ``env``'s spaces differ from the saved ones (SB3).
+            hyperparameters (a learnt temperature that is not positive and finite included), or if
+            ``env``'s spaces differ from the saved ones (SB3).
         """
         if isinstance(path, (str, pathlib.Path)):
             check_model_archive(path)
-        return super().load(
+        model = super().load(
             path,
             env=env,
             device=device,
@@ -850,6 +943,58 @@ class SQL(OffPolicyAlgorithm):
             force_reset=force_reset,
             **kwargs,
         )
+        if isinstance(model.ent_coef, str):
+            try:
+                model.current_ent_coef()
+            except ValueError as error:
+                raise ValueError(f"{path!r} holds a learnt temperature that cannot be used: {error}") from None
+        return model
+
+    @staticmethod
+    def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
+        """SB3's ``_wrap_env``, with a Gymnasium environment wrapped in ``ObservationShapeCheck`` first.
+
+        ``DummyVecEnv`` copies each observation into an array of the space's shape, broadcasting one
+        of a smaller shape silently; the check refuses it at the environment.
+        """
+        if not isinstance(env, VecEnv) and not is_wrapped(env, ObservationShapeCheck):  # type: ignore[arg-type]
+            env = ObservationShapeCheck(env)  # type: ignore[arg-type]
+        return OffPolicyAlgorithm._wrap_env(env, verbose, monitor_wrapper)
+
+    def _store_transition(
+        self,
+        replay_buffer: ReplayBuffer,
+        buffer_action: np.ndarray,
+        new_obs: np.ndarray | dict[str, np.ndarray],
+        reward: np.ndarray,
+        dones: np.ndarray,
+        infos: list[dict[str, Any]],
+    ) -> None:
+        """SB3's ``_store_transition``, after ``check_transitions``: a faulty transition never enters the buffer.
+
+        The quantities checked are those SB3 stores (with ``VecNormalize``, the original observations and
+        rewards). After the ``ValueError`` the buffer and ``_last_obs`` are as before the faulty step.
+        """
+        vec_normalize = self._vec_normalize_env
+        if vec_normalize is None:
+            observations, next_observations, rewards = self._last_obs, new_obs, reward
+        else:
+            observations = self._last_original_obs
+            next_observations, rewards = vec_normalize.get_original_obs(), vec_normalize.get_original_reward()
+        terminal_observations = {
+            index: info["terminal_observation"]
+            for index, (done, info) in enumerate(zip(dones, infos, strict=True))
+            if done and info.get("terminal_observation") is not None
+        }
+        check_transitions(
+            self.observation_space,
+            self.num_timesteps,
+            observations=observations,  # type: ignore[arg-type]
+            next_observations=next_observations,
+            rewards=rewards,
+            terminal_observations=terminal_observations,
+        )
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
     def _excluded_save_params(self) -> list[str]:
         # log_ent_coef is the policy's (saved with it) and, when learnt, also a PyTorch variable.
@@ -886,3 +1031,13 @@ class SQL(OffPolicyAlgorithm):
         # A learnt temperature is the policy's log_ent_coef, saved with the policy; it is also saved as a
         # PyTorch variable, as in SAC (where continuous models kept it before their policy held it).
         return [*networks, "ent_coef_optimizer"], ["log_ent_coef"]
+
+
+def _is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number (Python or NumPy; ``bool`` is not one)."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_count(value: Any) -> bool:
+    """Whether ``value`` is an integer (Python or NumPy; ``bool`` is not one)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))

@@ -1,16 +1,24 @@
+import base64
+import contextlib
 import hashlib
+import io
+import json
+import pickle
 import zipfile
 
+import cloudpickle
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
+from conftest import TINY_KWARGS
 from gymnasium import spaces
 from gymnasium.wrappers import TransformObservation, TransformReward
 from stable_baselines3 import SAC
-from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan
+from stable_baselines3.common.vec_env import DummyVecEnv, VecCheckNan, VecNormalize
 
 from sb3_sql import SQL
+from sb3_sql.checks import check_transitions
 
 from test_sql import parameters, same
 
@@ -81,16 +89,76 @@ def test_non_finite_gradients_with_a_finite_loss_are_refused(tiny_model, network
     assert same(before, parameters(module))
 
 
-def test_nan_reward_is_named_in_the_error(tiny_model):
-    model = tiny_model(pendulum_with_reward(replaced_after(100, float("nan"))), learning_starts=160)
-    before = collect_then_fail(model, "critic loss is nan.*sampled rewards contain NaN or Inf.*VecCheckNan")
-    assert same(before, parameters(model.policy))
+def test_nan_reward_in_the_buffer_is_named_in_the_error(tiny_model):
+    # Transitions are checked before they are stored; a buffer filled otherwise (loaded, written to) still is.
+    model = tiny_model("Pendulum-v1")
+    model.learn(model.learning_starts)
+    model.replay_buffer.rewards[:] = np.nan
+    with pytest.raises(FloatingPointError, match=r"critic loss is nan.*sampled rewards contain NaN or Inf.*VecCheckNan"):
+        model.train(gradient_steps=1, batch_size=model.batch_size)
 
 
-def test_nan_observation_is_named_in_the_error(tiny_model):
-    env = TransformObservation(gym.make("Pendulum-v1"), lambda obs: obs * np.nan, gym.make("Pendulum-v1").observation_space)
+def test_nan_observation_in_the_buffer_is_named_in_the_error(tiny_model):
+    model = tiny_model("Pendulum-v1")
+    model.learn(model.learning_starts)
+    model.replay_buffer.observations[:] = np.nan
+    with pytest.raises(FloatingPointError, match=r"critic loss is nan.*sampled observations contain NaN or Inf"):
+        model.train(gradient_steps=1, batch_size=model.batch_size)
+
+
+def observations_after(n_steps, transform):
+    """Pendulum whose observations pass through ``transform`` from its ``n_steps + 1``-th step on."""
+    counter = {"steps": 0}
+
+    def observation(obs):
+        counter["steps"] += 1
+        return transform(obs) if counter["steps"] > n_steps + 1 else obs  # the reset is the first call
+
+    base = gym.make("Pendulum-v1")
+    return TransformObservation(base, observation, spaces.Box(-np.inf, np.inf, (3,), np.float32))
+
+
+@pytest.mark.parametrize(
+    "env, quantity",
+    [
+        (lambda: pendulum_with_reward(replaced_after(150, float("nan"))), r"the reward of environments \[0\] is not finite"),
+        (lambda: pendulum_with_reward(replaced_after(150, float("-inf"))), r"the reward of environments \[0\] is not finite"),
+        (lambda: observations_after(150, lambda obs: obs * np.nan), r"the next observation of environments \[0\] contains"),
+        (lambda: observations_after(150, lambda obs: obs * np.inf), r"the next observation of environments \[0\] contains"),
+    ],
+)
+def test_non_finite_transitions_never_enter_the_buffer(tiny_model, env, quantity):
+    model = tiny_model(env())
+    with pytest.raises(ValueError, match=f"refused the transition of env step 151 before storing it: {quantity}"):
+        model.learn(300)
+    assert model.replay_buffer.size() == 150
+    for name in ("observations", "next_observations", "rewards"):
+        assert np.isfinite(getattr(model.replay_buffer, name)).all(), name
+    assert np.isfinite(model._last_obs).all()
+    model.train(gradient_steps=5, batch_size=16)  # the buffer stays usable: no FloatingPointError
+
+
+def test_non_finite_transitions_are_refused_with_vec_normalize(tiny_model):
+    # VecNormalize clips the observations it returns; the buffer stores the originals, which are checked.
+    env = VecNormalize(DummyVecEnv([lambda: observations_after(80, lambda obs: obs * np.inf)]))
     model = tiny_model(env)
-    collect_then_fail(model, "critic loss is nan.*sampled observations contain NaN or Inf.*VecCheckNan")
+    with pytest.raises(ValueError, match=r"env step 81 .*the next observation of environments"):
+        model.learn(200)
+    assert model.replay_buffer.size() == 80 and np.isfinite(model.replay_buffer.next_observations).all()
+
+
+def test_an_observation_of_another_shape_is_refused_before_the_buffer(tiny_model):
+    env = observations_after(120, lambda obs: obs[:1])  # (3,) -> (1,): DummyVecEnv would broadcast it
+    model = tiny_model(env)
+    with pytest.raises(ValueError, match=r"step\(\) number 121 .*observation of shape \(1,\).*has the shape \(3,\)"):
+        model.learn(300)
+    assert model.replay_buffer.size() == 120
+    # VecEnvs that stack the observations (SubprocVecEnv) are checked before the buffer as well.
+    space = spaces.Box(-1, 1, (3,))
+    with pytest.raises(ValueError, match=r"env step 7 before storing it: the next observation has the shape \(1,\)"):
+        check_transitions(space, 7, np.zeros((2, 3)), np.zeros((2, 1)), np.zeros(2), terminal_observations={})
+    with pytest.raises(ValueError, match=r"the terminal observation of environment 1 has the shape \(1,\)"):
+        check_transitions(space, 7, np.zeros((2, 3)), np.zeros((2, 3)), np.zeros(2), {1: np.zeros(1)})
 
 
 def test_vec_check_nan_stops_at_the_faulty_step(tiny_model):
@@ -194,3 +262,76 @@ def test_env_with_other_spaces_is_refused_and_the_model_is_unchanged(saved_model
     assert digest(path) == file_before and same(model_before, parameters(model.policy))
     assert model.observation_space == gym.make("Pendulum-v1").observation_space
     assert model.get_env().envs[0].unwrapped.spec.id == "Pendulum-v1"
+
+
+def test_huge_observations_are_named_not_the_temperature(tiny_model):
+    env = observations_after(0, lambda obs: obs * np.float32(1e20))
+    model = tiny_model(env)
+    with pytest.raises(FloatingPointError, match=r"Likely cause: the sampled observations reach \|[0-9.]+e\+20\|.*Normalize"):
+        model.learn(200)
+
+
+def test_a_learning_rate_too_large_is_named_not_the_temperature():
+    # Measured: the default networks overflow at the second gradient step (step 102).
+    model = SQL("MlpPolicy", "Pendulum-v1", learning_rate=1e6, seed=0)
+    with pytest.raises(FloatingPointError, match=r"the critic parameters reach \|[0-9.e+]+\|.*Lower learning_rate"):
+        model.learn(300)
+
+
+def test_a_non_finite_target_entropy_is_named(tiny_model):
+    model = tiny_model("Pendulum-v1", ent_coef="auto")
+    model.learn(model.learning_starts)
+    model.target_entropy = float("nan")  # after the constructor's check
+    with pytest.raises(FloatingPointError, match=r"temperature loss is nan.*entropy estimate or target_entropy"):
+        model.train(gradient_steps=1, batch_size=model.batch_size)
+
+
+class WritesMarker:
+    """Unpickling this creates the file ``path``: code run by reading a file."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def crafted_archive(model_path, target, marker, member):
+    """A copy of the model archive ``model_path`` whose ``member`` unpickles ``WritesMarker(marker)``."""
+    with zipfile.ZipFile(model_path) as source, zipfile.ZipFile(target, "w") as archive:
+        for item in source.namelist():
+            content = source.read(item)
+            if item == member == "data":
+                data = json.loads(content)
+                payload = base64.b64encode(cloudpickle.dumps(WritesMarker(marker))).decode()
+                data["observation_space"][":serialized:"] = payload
+                content = json.dumps(data).encode()
+            elif item == member:
+                buffer = io.BytesIO()
+                th.save(WritesMarker(marker), buffer)
+                content = buffer.getvalue()
+            archive.writestr(item, content)
+
+
+def test_sql_load_runs_code_stored_in_the_file(saved_model, tmp_path):
+    """What the docs' security note says: SQL.load unpickles the file's data (SB3's format)."""
+    _, path = saved_model
+    crafted_archive(path, tmp_path / "crafted.zip", tmp_path / "marker", "data")
+    with contextlib.suppress(Exception):
+        SQL.load(tmp_path / "crafted.zip")
+    assert (tmp_path / "marker").exists()
+
+
+@pytest.mark.parametrize("member", ["data", "policy.pth"])
+def test_set_parameters_runs_no_code_from_the_file(saved_model, tmp_path, member):
+    """The documented safe way to load weights from an untrusted file: build the model, then set_parameters."""
+    model, path = saved_model
+    crafted_archive(path, tmp_path / "crafted.zip", tmp_path / "marker", member)
+    fresh = SQL("MlpPolicy", "Pendulum-v1", **{**TINY_KWARGS, "policy_kwargs": {"net_arch": [32, 32]}})
+    if member == "data":  # data is not read at all; the weights load
+        fresh.set_parameters(str(tmp_path / "crafted.zip"))
+        assert same(parameters(fresh.policy), parameters(model.policy))
+    else:  # torch.load(weights_only=True) refuses the pickled object
+        with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+            fresh.set_parameters(str(tmp_path / "crafted.zip"))
+    assert not (tmp_path / "marker").exists()

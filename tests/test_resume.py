@@ -1,3 +1,5 @@
+import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -96,12 +98,12 @@ def uninterrupted(tmp_path_factory):
 def test_checkpoints_land_at_episode_starts(uninterrupted, tmp_path):
     _, save_path = uninterrupted
     assert sorted(path.name for path in save_path.glob("*_resume_state_*")) == [
-        f"rl_model_resume_state_{steps}_steps.pkl" for steps in (200, 400, 600)
+        f"rl_model_resume_state_{steps}_steps.npz" for steps in (200, 400, 600)
     ]
     # Without an episode start within 2 * save_freq steps, the checkpoint cuts the episode at 200.
     train(gym.make("Pendulum-v1", max_episode_steps=1000), tmp_path, total_steps=450)
     assert sorted(path.name for path in tmp_path.glob("*_resume_state_*")) == [
-        f"rl_model_resume_state_{steps}_steps.pkl" for steps in (200, 400)
+        f"rl_model_resume_state_{steps}_steps.npz" for steps in (200, 400)
     ]
 
 
@@ -135,8 +137,8 @@ def test_plain_load_is_not_exact(uninterrupted):
 def test_incomplete_checkpoints_are_skipped(uninterrupted, tmp_path):
     _, save_path = uninterrupted
     shutil.copytree(save_path, tmp_path / "run")
-    newest = tmp_path / "run" / "rl_model_resume_state_600_steps.pkl"
-    newest.rename(newest.with_suffix(".pkl.tmp"))  # as left by a save killed before os.replace
+    newest = tmp_path / "run" / "rl_model_resume_state_600_steps.npz"
+    newest.rename(newest.with_suffix(".npz.tmp"))  # as left by a save killed before os.replace
     assert latest_checkpoint(str(tmp_path / "run")) == 400
     with pytest.raises(FileNotFoundError, match="No complete checkpoint other_resume_state_"):
         latest_checkpoint(str(tmp_path / "run"), name_prefix="other")
@@ -170,3 +172,140 @@ def test_resume_with_vec_normalize_is_exact(tmp_path):
         first, second = getattr(model.get_vec_normalize_env(), name), getattr(resumed.get_vec_normalize_env(), name)
         np.testing.assert_array_equal(first.mean, second.mean)
         np.testing.assert_array_equal(first.var, second.var)
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def flip_a_byte(path):
+    """A change that leaves the file readable: one byte of the replay buffer's arrays."""
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+
+
+@pytest.mark.parametrize(
+    "damaged, damage",
+    [
+        ("rl_model_600_steps.zip", truncate),
+        ("rl_model_replay_buffer_600_steps.pkl", truncate),
+        ("rl_model_replay_buffer_600_steps.pkl", flip_a_byte),
+        ("rl_model_600_steps.zip", os.remove),
+    ],
+)
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(uninterrupted, tmp_path, damaged, damage):
+    model, save_path = uninterrupted
+    shutil.copytree(save_path, tmp_path / "run")
+    damage(tmp_path / "run" / damaged)
+    with pytest.warns(UserWarning, match="The checkpoint of step 600 .* does not load .*trying the one before it"):
+        resumed = resume(tmp_path / "run", gym.make("Pendulum-v1"))
+    assert_same_training_state(model, resumed)
+
+
+def test_a_damaged_resume_state_falls_back_and_none_loading_is_an_error(uninterrupted, tmp_path):
+    _, save_path = uninterrupted
+    shutil.copytree(save_path, tmp_path / "run")
+    truncate(tmp_path / "run" / "rl_model_resume_state_600_steps.npz")
+    with pytest.warns(UserWarning, match="step 600"):
+        assert load_checkpoint(str(tmp_path / "run"), gym.make("Pendulum-v1")).num_timesteps == 400
+    for steps in (200, 400):
+        truncate(tmp_path / "run" / f"rl_model_{steps}_steps.zip")
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(ValueError, match=r"No complete checkpoint .* loads \(tried steps \[600, 400, 200"),
+    ):
+        load_checkpoint(str(tmp_path / "run"), gym.make("Pendulum-v1"))
+    # A checkpoint asked for by its step count is loaded or refused, without fallback.
+    with pytest.raises(ValueError, match=r"'rl_model_400_steps\.zip' is damaged: its SHA-256 digest differs"):
+        load_checkpoint(str(tmp_path / "run"), gym.make("Pendulum-v1"), num_timesteps=400)
+
+
+def test_keep_last_removes_older_checkpoints_and_leftovers(tmp_path):
+    (tmp_path / "rl_model_replay_buffer_100_steps.pkl.tmp").write_bytes(b"left by a killed save")
+    model = SQL("MlpPolicy", "Pendulum-v1", **MODEL_KWARGS)
+    model.learn(650, callback=ResumableCheckpointCallback(SAVE_FREQ, str(tmp_path), keep_last=2))
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        f"rl_model_{kind}{steps}_steps.{extension}"
+        for steps in (400, 600)
+        for kind, extension in (("", "zip"), ("replay_buffer_", "pkl"), ("resume_state_", "npz"))
+    )
+    with pytest.raises(ValueError, match="keep_last must be at least 1"):
+        ResumableCheckpointCallback(SAVE_FREQ, str(tmp_path), keep_last=0)
+
+
+def test_every_file_is_written_to_a_temporary_name_flushed_then_renamed_resume_state_last(tmp_path, monkeypatch):
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def recorded_fsync(descriptor):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")))
+        fsync(descriptor)
+
+    def recorded_replace(source, target):
+        events.append(("replace", str(source)))
+        replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", recorded_fsync)
+    monkeypatch.setattr(os, "replace", recorded_replace)
+    model = SQL("MlpPolicy", "Pendulum-v1", **MODEL_KWARGS)
+    model.learn(250, callback=ResumableCheckpointCallback(SAVE_FREQ, str(tmp_path), keep_last=2))
+    names = ["rl_model_200_steps.zip", "rl_model_replay_buffer_200_steps.pkl", "rl_model_resume_state_200_steps.npz"]
+    expected = []
+    for name in names:
+        temporary = str(tmp_path / name) + ".tmp"
+        expected += [("fsync", temporary), ("replace", temporary)]
+    assert events == [*expected, ("fsync", str(tmp_path))]  # the folder last, for the renames
+
+
+def test_a_save_cut_short_leaves_the_previous_checkpoints_complete(tmp_path, monkeypatch):
+    save_replay_buffer, calls = SQL.save_replay_buffer, []
+
+    def killed_at_the_second(model, file):
+        calls.append(file)
+        if len(calls) == 2:
+            file.write(b"partial")
+            raise KeyboardInterrupt
+        save_replay_buffer(model, file)
+
+    monkeypatch.setattr(SQL, "save_replay_buffer", killed_at_the_second)
+    model = SQL("MlpPolicy", "Pendulum-v1", **MODEL_KWARGS)
+    with pytest.raises(KeyboardInterrupt):
+        model.learn(500, callback=ResumableCheckpointCallback(SAVE_FREQ, str(tmp_path)))
+    assert not (tmp_path / "rl_model_replay_buffer_400_steps.pkl").exists()
+    assert (tmp_path / "rl_model_replay_buffer_400_steps.pkl.tmp").exists()
+    assert latest_checkpoint(str(tmp_path)) == 200
+    monkeypatch.undo()
+    assert load_checkpoint(str(tmp_path), gym.make("Pendulum-v1")).num_timesteps == 200
+
+
+def test_another_number_of_envs_is_refused_before_anything_loads(uninterrupted, monkeypatch):
+    _, save_path = uninterrupted
+    monkeypatch.setattr(SQL, "load", lambda *args, **kwargs: pytest.fail("the model was loaded"))
+    env = DummyVecEnv([lambda: gym.make("Pendulum-v1")] * 2)
+    with pytest.raises(ValueError, match=r"saved with 1 environments, env has 2.*make_vec_env\(env_id, n_envs=1\)"):
+        load_checkpoint(str(save_path), env)
+
+
+class WritesMarker:
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_reading_a_crafted_resume_state_runs_no_code(uninterrupted, tmp_path):
+    _, save_path = uninterrupted
+    shutil.copytree(save_path, tmp_path / "run")
+    marker = tmp_path / "marker"
+    # A pickle in the earlier format's name, and an .npz holding a pickled object, both newer than step 600.
+    with open(tmp_path / "run" / "rl_model_resume_state_800_steps.pkl", "wb") as file:
+        pickle.dump({"env_seed": 0, "rng": WritesMarker(marker)}, file)
+    for name in ("rl_model_800_steps.zip", "rl_model_replay_buffer_800_steps.pkl"):
+        shutil.copy(tmp_path / "run" / name.replace("800", "600"), tmp_path / "run" / name)
+    np.savez(tmp_path / "run" / "rl_model_resume_state_800_steps.npz", metadata=np.array([WritesMarker(marker)], dtype=object))
+    with pytest.warns(UserWarning, match=r"step 800 .* does not load \(ValueError: Object arrays cannot be loaded"):
+        model = load_checkpoint(str(tmp_path / "run"), gym.make("Pendulum-v1"))
+    assert model.num_timesteps == 600
+    assert not marker.exists()

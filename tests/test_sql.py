@@ -232,11 +232,33 @@ def test_unsupported_action_spaces_are_refused(env, message):
         ({"tau": -0.1}, r"tau must be in \[0, 1\]"),
         ({"tau": 1.5}, r"tau must be in \[0, 1\]"),
         ({"use_sde": True}, "SQL has no gSDE.*policy is not a Gaussian.*raise ent_coef, or add action_noise"),
+        ({"ent_coef": None}, "ent_coef .* must be a positive finite float, 'auto'.*got None.*ent_coef=0.1"),
+        ({"ent_coef": "0.1"}, "ent_coef must be a positive float, 'auto' or 'auto_<init>'"),
+        ({"target_entropy": float("nan")}, "target_entropy must be 'auto' or a finite float.*got nan"),
+        ({"target_entropy": "high"}, "target_entropy must be 'auto' or a finite float.*got 'high'"),
+        ({"kernel_n_particles": 16.0}, r"kernel_n_particles \(K\) must be an integer of at least 3, got 16.0"),
+        ({"value_n_particles": 8.5}, r"value_n_particles \(M\) must be an integer of at least 1, got 8.5"),
+        ({"kernel_n_particles": 10**6}, "kernel_n_particles=1000000 with batch_size=128: .* more than 2.15e"),
+        ({"value_n_particles": 10**8}, "value_n_particles=100000000 with batch_size=128: .*fewer particles"),
+        ({"buffer_size": 1e6}, "buffer_size must be at least 1, got 1000000.0: pass an integer"),
+        ({"gradient_steps": 1.5}, "gradient_steps must be an integer"),
+        ({"learning_starts": -1}, "learning_starts must be a number of steps >= 0"),
+        ({"value_proposal_uniform_share": None}, "value_proposal_uniform_share"),
     ],
 )
 def test_invalid_hyperparameters_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SQL("MlpPolicy", "Pendulum-v1", **kwargs)
+
+
+def test_learn_refuses_a_negative_step_count():
+    model = small_model()
+    with pytest.raises(ValueError, match="total_timesteps must be a number of environment steps >= 0, got -5"):
+        model.learn(-5)
+    assert model.num_timesteps == 0
+    model.learn(0)  # as in SB3: nothing to do
+    model.learn(1e2)  # a float count, as SAC accepts
+    assert model.num_timesteps == 100
 
 
 def test_what_sac_accepts_is_accepted():
@@ -249,6 +271,9 @@ def test_what_sac_accepts_is_accepted():
     assert any(not th.equal(before, after) for before, after in zip(target_before, model.critic.parameters(), strict=True))
     # SAC's gSDE keywords with gSDE off are accepted and do nothing.
     SQL("MlpPolicy", "Pendulum-v1", use_sde=False, sde_sample_freq=4, use_sde_at_warmup=True)
+    # NumPy numbers, a float step count, a target entropy as a string (SAC converts it with float()).
+    SQL("MlpPolicy", "Pendulum-v1", batch_size=np.int64(32), ent_coef=np.float32(0.2), target_entropy="-1.5")
+    SQL("MlpPolicy", "Pendulum-v1", learning_starts=100.0, target_update_interval=2.0, tau=1)
 
 
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
@@ -308,8 +333,48 @@ def test_ent_coef_schedule_is_followed_and_logged(tmp_path):
 
 @pytest.mark.parametrize("schedule", [lambda progress: progress, lambda progress: float("nan")])
 def test_ent_coef_schedule_must_stay_positive(schedule):
-    with pytest.raises(ValueError, match="the ent_coef schedule must return a positive finite temperature"):
+    with pytest.raises(ValueError, match=r"ent_coef schedule at progress_remaining=.* gives the temperature .*positive"):
         small_model(ent_coef=schedule)
+
+
+@pytest.mark.parametrize("value", [-0.1, 0.0, float("nan"), None, "automatic"])
+def test_assigned_temperature_is_checked(value):
+    model = small_model(ent_coef=0.2)
+    with pytest.raises(ValueError, match="ent_coef"):
+        model.ent_coef = value
+    assert model.ent_coef == 0.2
+    model.ent_coef = 0.05  # a valid value takes effect at the next train() or predict()
+    model.predict(model.observation_space.sample())
+    assert model.policy.ent_coef == pytest.approx(0.05)
+
+
+def negative_mid_run(progress_remaining):
+    """Positive at progress 1 and 0 (the constructor's checks), negative in between."""
+    return -0.1 if 0.4 < progress_remaining < 0.6 else 0.1
+
+
+def test_a_schedule_negative_mid_run_stops_before_any_step_uses_it(tmp_path):
+    model = small_model(ent_coef=negative_mid_run, learning_starts=50)
+    with pytest.raises(ValueError, match=r"ent_coef schedule at progress_remaining=0.5975 gives the temperature -0.1"):
+        model.learn(400)
+    # The train() after step 161, the first at a negative value, stopped before its gradient step.
+    assert (model.num_timesteps, model._n_updates) == (161, 161 - 50 - 1)
+    assert model.policy.ent_coef == pytest.approx(0.1) and th.isfinite(model.policy.log_ent_coef).all()
+    model.save(tmp_path / "stopped")
+    loaded = SQL.load(tmp_path / "stopped")  # the schedule is saved and checks again
+    assert th.isfinite(loaded.policy.log_ent_coef).all() and loaded.policy.ent_coef == pytest.approx(0.1)
+
+
+def test_a_non_finite_learnt_temperature_is_refused_at_use(tmp_path):
+    model = small_model(ent_coef="auto")
+    model.policy.log_ent_coef.data.fill_(float("nan"))
+    model.save(tmp_path / "nan_temperature")
+    with pytest.raises(ValueError, match="holds a learnt temperature that cannot be used: the learnt log_ent_coef gives"):
+        SQL.load(tmp_path / "nan_temperature")
+    model.ent_coef = "auto"  # in memory, a learnt temperature is checked at each gradient step
+    with pytest.raises(ValueError, match="the learnt log_ent_coef gives the temperature nan"):
+        model.learn(200)
+    assert model._n_updates == 0
 
 
 def test_fine_tune_loads_onto_a_new_env_with_a_new_schedule(tmp_path):
