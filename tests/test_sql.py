@@ -10,6 +10,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from sb3_sql import REFERENCE_HYPERPARAMETERS, SQL, LogLinearSchedule, SVGDPolicy
+from sb3_sql.acting import deterministic_noise
 
 LOGGED_KEYS = [
     "train/critic_loss",
@@ -109,15 +110,24 @@ def test_twin_critics_use_the_minimum():
     assert not th.allclose(each[0], each[1])
 
 
-def test_predict_deterministic_is_the_zero_noise_sample():
+def test_predict_deterministic_is_the_best_fixed_draw_by_q():
     model = small_model()
     obs = np.stack([model.observation_space.sample() for _ in range(5)])
     first, _ = model.predict(obs, deterministic=True)
     second, _ = model.predict(obs, deterministic=True)
     np.testing.assert_array_equal(first, second)
     with th.no_grad():
+        noise = deterministic_noise(32, 1)
+        draws = th.tanh(model.actor.pre_tanh_from_noise(th.as_tensor(obs), noise))  # [5, 32, 1]
+        q_values = SVGDPolicy.particle_q_values(model.critic, th.as_tensor(obs), draws)
+        best = draws[th.arange(5), q_values.argmax(dim=1)]
         zero_noise = th.tanh(model.actor.pre_tanh_particles(th.as_tensor(obs), 1, deterministic=True)).squeeze(1)
-    np.testing.assert_allclose(first, model.policy.unscale_action(zero_noise.numpy()), rtol=1e-6)
+    np.testing.assert_allclose(first, model.policy.unscale_action(best.numpy()), rtol=1e-6)
+    th.testing.assert_close(draws[:, 0], zero_noise)
+    model.policy.deterministic_n_particles = 1  # the sampler's output at xi = 0
+    np.testing.assert_allclose(
+        model.predict(obs, deterministic=True)[0], model.policy.unscale_action(zero_noise.numpy()), rtol=1e-6
+    )
     stochastic = np.stack([model.predict(obs)[0] for _ in range(3)])
     assert not np.allclose(stochastic[0], stochastic[1])
     assert model.action_space.contains(stochastic[0][0])
