@@ -411,6 +411,17 @@ def estimator_table(targets: list[str], alphas: list[float] | None) -> None:
             print(f"{name:>13} {alpha:>5} {exact:7.3f} {per_k[0]:7.3f} {per_k[1]:7.3f} {full:8.3f}", flush=True)
 
 
+def deterministic_q_by_particles(model: SQL, q: Callable[[th.Tensor], th.Tensor], particles: list[int]) -> dict:
+    """``q`` at ``predict(deterministic=True)`` for each ``deterministic_n_particles`` in ``particles`` (then restored)."""
+    own = model.policy.deterministic_n_particles
+    values = {}
+    for n_particles in particles:
+        model.policy.deterministic_n_particles = n_particles
+        values[n_particles] = round(deterministic_q(model, q)["q_deterministic"], 4)
+    model.policy.deterministic_n_particles = own
+    return values
+
+
 def best_q(target: Target) -> float:
     """The largest value of ``q`` on the integration grid (reward units): the best mode's."""
     if target.dim == 1 or target.factorised:
@@ -619,6 +630,13 @@ def main() -> None:
     parser.add_argument("--alphas", type=float, nargs="+", help="temperatures (default: each target's)")
     parser.add_argument("--steps", type=int, help="sampler steps (fixed, default 3000) or env steps (bandit, default 12000)")
     parser.add_argument(
+        "--deterministic-particles",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also give q at the deterministic action for each of these deterministic_n_particles (CSV column)",
+    )
+    parser.add_argument(
         "--acting-candidates",
         type=int,
         nargs="+",
@@ -662,12 +680,13 @@ def main() -> None:
                     model.learn(steps)
                 actions = draw(model)
                 sampler = evaluate(target, alpha, actions, exact)
+                q_by_particles = json.dumps(deterministic_q_by_particles(model, target.q, args.deterministic_particles))
                 for n_candidates in acting_settings(model, args.acting_candidates):
                     model.policy.acting_n_candidates = n_candidates
                     acting = evaluate(target, alpha, draw_acting(model), exact)
                     result = {**sampler, "acting_n_candidates": n_candidates, "tv_acting": acting["tv"]}
                     result.update(max_mode_error_acting=acting["max_mode_error"], modes_acting=json.dumps(acting["modes"]))
-                    result.update(deterministic_q(model, target.q), q_best=q_best)
+                    result.update(deterministic_q(model, target.q), q_best=q_best, q_by_particles=q_by_particles)
                     seconds = time.perf_counter() - start
                     print(
                         f"{name:>14} {alpha:>5} {seed:>4} {result['tv']:6.3f} {n_candidates:>4} {result['tv_acting']:6.3f} "
