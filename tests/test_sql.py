@@ -266,6 +266,7 @@ def test_reference_hyperparameters_apply_to_both_action_kinds(env_id):
     model = SQL("MlpPolicy", env_id, **REFERENCE_HYPERPARAMETERS)
     assert (model.tau, model.target_update_interval, model.learning_starts) == (1.0, 1000, 1000)
     assert (model.kernel_n_particles, model.kernel_bandwidth) == (16, "reference")
+    assert model.particle_space == "post_tanh"  # the reference code's action-space particles
     if env_id == "Pendulum-v1":
         assert not model.actor.noise_skip  # the reference sampler: a = tanh(f(s, xi))
         assert SQL("MlpPolicy", env_id).actor.noise_skip  # the default: the noise added to the output
