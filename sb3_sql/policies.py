@@ -73,6 +73,28 @@ def mlp_on_particles(net: nn.Module, features: th.Tensor, particles: th.Tensor) 
     return net[1:](state_part + particle_part)
 
 
+#: Initialisations of the linear layers: PyTorch's default, or the reference code's Glorot-uniform weights with zero biases.
+WEIGHT_INITS = ("pytorch", "glorot")
+
+
+def init_linear_layers(module: nn.Module, weight_init: str) -> None:
+    """Initialise every ``nn.Linear`` of ``module`` in place.
+
+    :param module: a network (sampler or critic).
+    :param weight_init: ``"pytorch"`` keeps PyTorch's default (weights and biases uniform in
+        ``+-1/sqrt(fan_in)``); ``"glorot"`` draws the weights uniform in ``+-sqrt(6 / (fan_in + fan_out))``
+        (Glorot & Bengio, AISTATS 2010) and zeroes the biases, as the reference code (haarnoja/softqlearning).
+    :raises ValueError: for another ``weight_init``.
+    """
+    if weight_init not in WEIGHT_INITS:
+        raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {weight_init!r}")
+    if weight_init == "glorot":
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
+
 class TemperatureMixin(nn.Module):
     """The temperature ``alpha`` of an SQL policy, held as ``log_ent_coef`` (a parameter of shape ``[1]``).
 
@@ -267,7 +289,10 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
         ``exp(Q(s, a) / alpha)`` over the proposal's exact density. It costs one sampler pass of 32
         particles and one critic pass of ``M`` actions per state. ``0`` (default): one draw of the
         sampler, as in the paper.
-    :raises ValueError: if ``n_critics < 1``, ``deterministic_n_particles < 1`` or ``acting_n_candidates < 0``.
+    :param weight_init: initialisation of the sampler's and the critic's linear layers: ``"pytorch"``
+        (default) or ``"glorot"``, the reference code's (:func:`init_linear_layers`).
+    :raises ValueError: if ``n_critics < 1``, ``deterministic_n_particles < 1``, ``acting_n_candidates < 0``
+        or for an unknown ``weight_init``.
     """
 
     actor: SamplerNetwork
@@ -291,6 +316,7 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
         sampler_noise_skip: bool = False,
         deterministic_n_particles: int = 32,
         acting_n_candidates: int = 0,
+        weight_init: str = "pytorch",
     ):
         super().__init__(
             observation_space,
@@ -310,6 +336,7 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
             raise ValueError(f"acting_n_candidates must be 0 (off) or positive, got {acting_n_candidates}")
         self.deterministic_n_particles = deterministic_n_particles
         self.acting_n_candidates = acting_n_candidates
+        self.weight_init = weight_init
         if net_arch is None:
             net_arch = [128, 128]
         sampler_arch, critic_arch = get_actor_critic_arch(net_arch)
@@ -337,6 +364,7 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         self.actor = self.make_sampler()
+        init_linear_layers(self.actor, self.weight_init)
         self.actor.optimizer = self.optimizer_class(self.actor.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
 
         if self.share_features_extractor:
@@ -346,6 +374,7 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
         else:
             self.critic = self.make_critic(features_extractor=None)
             critic_parameters = list(self.critic.parameters())
+        init_linear_layers(self.critic, self.weight_init)
         self.critic.optimizer = self.optimizer_class(critic_parameters, lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
 
         # The target never shares its features extractor; it starts as a copy of the critic.
@@ -364,6 +393,7 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
                 sampler_noise_skip=self.sampler_noise_skip,
                 deterministic_n_particles=self.deterministic_n_particles,
                 acting_n_candidates=self.acting_n_candidates,
+                weight_init=self.weight_init,
                 lr_schedule=self._dummy_schedule,
                 optimizer_class=self.optimizer_class,
                 optimizer_kwargs=self.optimizer_kwargs,
@@ -623,7 +653,9 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
     :param optimizer_kwargs: keyword arguments for the optimizer, learning rate excluded.
     :param n_critics: number of soft Q-functions (default 1); with 2, targets use the minimum or
         the soft double-Q estimate (``SQL(soft_double_q=True)``).
-    :raises ValueError: if ``n_critics < 1``.
+    :param weight_init: initialisation of the linear layers: ``"pytorch"`` (default) or ``"glorot"``,
+        the reference code's (:func:`init_linear_layers`).
+    :raises ValueError: if ``n_critics < 1`` or for an unknown ``weight_init``.
     """
 
     action_space: spaces.Discrete
@@ -643,6 +675,7 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 1,
+        weight_init: str = "pytorch",
     ):
         super().__init__(
             observation_space,
@@ -658,6 +691,7 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
         self.net_arch = [128, 128] if net_arch is None else net_arch
         self.activation_fn = activation_fn
         self.n_critics = n_critics
+        self.weight_init = weight_init
         self.critic_kwargs = {
             "observation_space": self.observation_space,
             "action_space": self.action_space,
@@ -671,6 +705,7 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         self.critic = self.make_critic()
+        init_linear_layers(self.critic, self.weight_init)
         self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
         # The target has its own features extractor; it starts as a copy of the critic.
         self.critic_target = self.make_critic()
@@ -684,6 +719,7 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
                 net_arch=self.net_arch,
                 activation_fn=self.activation_fn,
                 n_critics=self.n_critics,
+                weight_init=self.weight_init,
                 lr_schedule=self._dummy_schedule,
                 optimizer_class=self.optimizer_class,
                 optimizer_kwargs=self.optimizer_kwargs,

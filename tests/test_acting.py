@@ -83,19 +83,20 @@ def test_deterministic_action_is_at_the_best_mode_not_between_modes():
     assert float(FourModesQ()(th.zeros(1, 3))) < q_best - 10
 
 
-def test_deterministic_settings_survive_save_and_load(tmp_path):
+def test_acting_settings_survive_save_and_load(tmp_path):
     model = SQL(
         "MlpPolicy",
         "Pendulum-v1",
         learning_starts=50,
         batch_size=16,
         seed=0,
-        policy_kwargs={"net_arch": [16], "deterministic_n_particles": 5, "acting_n_candidates": 7},
+        policy_kwargs={"net_arch": [16], "deterministic_n_particles": 5, "acting_n_candidates": 7, "weight_init": "glorot"},
     )
     model.learn(60)
     model.save(tmp_path / "sql")
     loaded = SQL.load(tmp_path / "sql")
     assert loaded.policy.deterministic_n_particles == 5 and loaded.policy.acting_n_candidates == 7
+    assert loaded.policy.weight_init == "glorot"
     observations = np.stack([model.observation_space.sample() for _ in range(6)])
     np.testing.assert_array_equal(
         model.predict(observations, deterministic=True)[0], loaded.predict(observations, deterministic=True)[0]

@@ -267,10 +267,25 @@ def test_reference_hyperparameters_apply_to_both_action_kinds(env_id):
     assert (model.tau, model.target_update_interval, model.learning_starts) == (1.0, 1000, 1000)
     assert (model.kernel_n_particles, model.kernel_bandwidth) == (16, "reference")
     assert model.particle_space == "post_tanh"  # the reference code's action-space particles
+    # The reference code's initialisation: Glorot-uniform weights, zero biases, in every linear layer.
+    layers = [layer for layer in model.policy.modules() if isinstance(layer, th.nn.Linear)]
+    assert layers and all(th.count_nonzero(layer.bias) == 0 for layer in layers)
+    for layer in layers:
+        fan_out, fan_in = layer.weight.shape
+        glorot_bound = (6 / (fan_in + fan_out)) ** 0.5  # PyTorch's default bound is 1 / sqrt(fan_in)
+        assert 0.9 * glorot_bound <= layer.weight.abs().max() <= glorot_bound
+    for key, value in model.critic.state_dict().items():
+        assert th.equal(value, model.critic_target.state_dict()[key]), key
     if env_id == "Pendulum-v1":
         assert not model.actor.noise_skip  # the reference sampler: a = tanh(f(s, xi))
         assert SQL("MlpPolicy", env_id).actor.noise_skip  # the default: the noise added to the output
     model.learn(20)
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_unknown_weight_init_is_refused(env_id):
+    with pytest.raises(ValueError, match="weight_init must be one of"):
+        SQL("MlpPolicy", env_id, policy_kwargs={"weight_init": "xavier"})
 
 
 def test_rare_polyak_averaging_warns():
