@@ -259,7 +259,8 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
     The soft Q-functions are SB3's ``ContinuousCritic`` (``n_critics`` of them; the minimum is used
     wherever Q serves as a target). The temperature ``alpha`` of the target density
     ``exp(Q / alpha)`` is ``log_ent_coef`` (:class:`TemperatureMixin`). Acting draws one action from
-    the sampler; with ``deterministic=True`` the sampler's noise is fixed at 0.
+    the sampler (or resamples it towards ``exp(Q / alpha)``, ``acting_n_candidates``); with
+    ``deterministic=True`` it takes the best of ``deterministic_n_particles`` fixed draws by soft Q-value.
 
     :param observation_space: observation space.
     :param action_space: a bounded ``Box``.
