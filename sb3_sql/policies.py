@@ -24,6 +24,13 @@ from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 from torch.nn import functional as F
 
+from sb3_sql.acting import (
+    PROPOSAL_CENTRES,
+    KernelDensityProposal,
+    best_by_q,
+    deterministic_noise,
+    importance_resample,
+)
 from sb3_sql.soft_value import (
     PROPOSAL_FIT_PARTICLES,
     VALUE_PROPOSALS,
@@ -35,6 +42,7 @@ from sb3_sql.soft_value import (
     n_uniform_draws,
     soft_double_q_value,
 )
+from sb3_sql.svgd import squash_log_jacobian
 
 
 def mlp_on_particles(net: nn.Module, features: th.Tensor, particles: th.Tensor) -> th.Tensor:
@@ -63,6 +71,28 @@ def mlp_on_particles(net: nn.Module, features: th.Tensor, particles: th.Tensor) 
     state_part = F.linear(features, first.weight[:, :n_features], first.bias).unsqueeze(1)  # [batch, 1, H]
     particle_part = F.linear(particles, first.weight[:, n_features:])  # [batch or 1, K, H]
     return net[1:](state_part + particle_part)
+
+
+#: Initialisations of the linear layers: PyTorch's default, or the reference code's Glorot-uniform weights with zero biases.
+WEIGHT_INITS = ("pytorch", "glorot")
+
+
+def init_linear_layers(module: nn.Module, weight_init: str) -> None:
+    """Initialise every ``nn.Linear`` of ``module`` in place.
+
+    :param module: a network (sampler or critic).
+    :param weight_init: ``"pytorch"`` keeps PyTorch's default (weights and biases uniform in
+        ``+-1/sqrt(fan_in)``); ``"glorot"`` draws the weights uniform in ``+-sqrt(6 / (fan_in + fan_out))``
+        (Glorot & Bengio, AISTATS 2010) and zeroes the biases, as the reference code (haarnoja/softqlearning).
+    :raises ValueError: for another ``weight_init``.
+    """
+    if weight_init not in WEIGHT_INITS:
+        raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {weight_init!r}")
+    if weight_init == "glorot":
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
 
 class TemperatureMixin(nn.Module):
@@ -201,11 +231,25 @@ class SamplerNetwork(BasePolicy):
         output = mlp_on_particles(self.pre_tanh_net, features, noise)
         return output + noise if self.noise_skip else output
 
+    def pre_tanh_from_noise(self, obs: PyTorchObs, noise: th.Tensor) -> th.Tensor:
+        """The pre-tanh particles of given noise inputs, ``[batch, K, D]``.
+
+        :param obs: a batch of observations (``batch`` of them).
+        :param noise: ``xi``, ``[K, D]`` (the same inputs at every state) or ``[batch, K, D]``.
+        """
+        features = self.extract_features(obs, self.features_extractor)  # [batch, features_dim]
+        return self._pre_tanh(features, noise)
+
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         """One action per state in ``(-1, 1)^D``, shape ``[batch, D]`` (``xi = 0`` if deterministic)."""
         return th.tanh(self.pre_tanh_particles(obs, 1, deterministic=deterministic)).squeeze(1)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        """The sampler alone: one draw, or with ``deterministic`` its output at ``xi = 0``.
+
+        It has no critic, so its deterministic action is not ``SVGDPolicy``'s (the best of several
+        draws by ``Q``).
+        """
         return self(observation, deterministic)
 
 
@@ -215,7 +259,8 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
     The soft Q-functions are SB3's ``ContinuousCritic`` (``n_critics`` of them; the minimum is used
     wherever Q serves as a target). The temperature ``alpha`` of the target density
     ``exp(Q / alpha)`` is ``log_ent_coef`` (:class:`TemperatureMixin`). Acting draws one action from
-    the sampler; with ``deterministic=True`` the sampler's noise is fixed at 0.
+    the sampler (or resamples it towards ``exp(Q / alpha)``, ``acting_n_candidates``); with
+    ``deterministic=True`` it takes the best of ``deterministic_n_particles`` fixed draws by soft Q-value.
 
     :param observation_space: observation space.
     :param action_space: a bounded ``Box``.
@@ -233,6 +278,22 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
     :param sampler_noise_skip: the sampler adds its noise to its output (``SamplerNetwork``'s
         ``noise_skip``); ``False`` here is the reference code's sampler, and ``SQL`` turns it on
         for the models it creates (chosen on the fidelity benchmark).
+    :param deterministic_n_particles: ``N``, the sampler's draws among which
+        ``predict(deterministic=True)`` takes the one of highest soft Q-value (minimum over the
+        critics): the policy's mode rather than the sampler's output at ``xi = 0``, which can fall
+        between modes. The ``N`` noise inputs are fixed (``xi = 0`` and ``N - 1`` seeded normal draws,
+        ``sb3_sql.acting.deterministic_noise``), so the action repeats exactly. ``1``: the output at
+        ``xi = 0`` alone (the earlier behaviour). Default 32 (docs, "Acting").
+    :param acting_n_candidates: ``M``; with ``M > 0`` a stochastic action is corrected at the acted
+        state by sampling-importance-resampling (``sb3_sql.acting``): ``M`` candidates from a kernel
+        density proposal on 32 of the sampler's particles, one kept with probability proportional to
+        ``exp(Q(s, a) / alpha)`` over the proposal's exact density. It costs one sampler pass of 32
+        particles and one critic pass of ``M`` actions per state. ``0`` (default): one draw of the
+        sampler, as in the paper.
+    :param weight_init: initialisation of the sampler's and the critic's linear layers: ``"pytorch"``
+        (default) or ``"glorot"``, the reference code's (:func:`init_linear_layers`).
+    :raises ValueError: if ``n_critics < 1``, ``deterministic_n_particles < 1``, ``acting_n_candidates < 0``
+        or for an unknown ``weight_init``.
     """
 
     actor: SamplerNetwork
@@ -254,6 +315,9 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
         n_critics: int = 1,
         share_features_extractor: bool = False,
         sampler_noise_skip: bool = False,
+        deterministic_n_particles: int = 32,
+        acting_n_candidates: int = 0,
+        weight_init: str = "pytorch",
     ):
         super().__init__(
             observation_space,
@@ -267,6 +331,13 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
         )
         if n_critics < 1:
             raise ValueError(f"n_critics must be at least 1, got {n_critics}")
+        if deterministic_n_particles < 1:
+            raise ValueError(f"deterministic_n_particles must be at least 1, got {deterministic_n_particles}")
+        if acting_n_candidates < 0:
+            raise ValueError(f"acting_n_candidates must be 0 (off) or positive, got {acting_n_candidates}")
+        self.deterministic_n_particles = deterministic_n_particles
+        self.acting_n_candidates = acting_n_candidates
+        self.weight_init = weight_init
         if net_arch is None:
             net_arch = [128, 128]
         sampler_arch, critic_arch = get_actor_critic_arch(net_arch)
@@ -294,6 +365,7 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         self.actor = self.make_sampler()
+        init_linear_layers(self.actor, self.weight_init)
         self.actor.optimizer = self.optimizer_class(self.actor.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
 
         if self.share_features_extractor:
@@ -303,6 +375,7 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
         else:
             self.critic = self.make_critic(features_extractor=None)
             critic_parameters = list(self.critic.parameters())
+        init_linear_layers(self.critic, self.weight_init)
         self.critic.optimizer = self.optimizer_class(critic_parameters, lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
 
         # The target never shares its features extractor; it starts as a copy of the critic.
@@ -319,6 +392,9 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
                 n_critics=self.n_critics,
                 share_features_extractor=self.share_features_extractor,
                 sampler_noise_skip=self.sampler_noise_skip,
+                deterministic_n_particles=self.deterministic_n_particles,
+                acting_n_candidates=self.acting_n_candidates,
+                weight_init=self.weight_init,
                 lr_schedule=self._dummy_schedule,
                 optimizer_class=self.optimizer_class,
                 optimizer_kwargs=self.optimizer_kwargs,
@@ -452,7 +528,33 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
         return self._predict(obs, deterministic=deterministic)
 
     def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        return self.actor(observation, deterministic)
+        """One action per state in ``(-1, 1)^D``, ``[batch, D]``.
+
+        Deterministic: the best of ``deterministic_n_particles`` fixed draws by soft Q-value
+        (the sampler's output at ``xi = 0`` when it is 1). Stochastic: one draw of the sampler, or
+        with ``acting_n_candidates > 0`` a draw resampled towards ``exp(Q(s, .) / alpha)``.
+        """
+        if deterministic and self.deterministic_n_particles > 1:
+            noise = deterministic_noise(self.deterministic_n_particles, self.actor.action_dim).to(self.device)
+            actions = th.tanh(self.actor.pre_tanh_from_noise(observation, noise))  # [batch, N, D]
+            return best_by_q(actions, self.particle_q_values(self.critic, observation, actions))
+        if deterministic or self.acting_n_candidates == 0:
+            return self.actor(observation, deterministic)
+        return th.tanh(self.resampled_pre_tanh(observation))
+
+    def resampled_pre_tanh(self, observation: PyTorchObs) -> th.Tensor:
+        """One pre-tanh action per state by sampling-importance-resampling towards ``exp(Q(s, .) / alpha)``, ``[batch, D]``.
+
+        ``acting_n_candidates`` candidates from a :class:`~sb3_sql.acting.KernelDensityProposal` on
+        :data:`~sb3_sql.acting.PROPOSAL_CENTRES` sampler particles, weighted by
+        ``exp(Q(s, tanh u) / alpha) * prod_d (1 - tanh^2 u_d) / q(u)`` (``Q``: the minimum over the
+        critics; ``alpha``: the policy's temperature ``log_ent_coef``).
+        """
+        proposal = KernelDensityProposal(self.actor.pre_tanh_particles(observation, PROPOSAL_CENTRES))
+        candidates = proposal.sample(self.acting_n_candidates)  # [batch, M, D]
+        q_values = self.particle_q_values(self.critic, observation, th.tanh(candidates))  # [batch, M]
+        log_target = q_values / self.log_ent_coef.exp() + squash_log_jacobian(candidates)
+        return importance_resample(candidates, log_target, proposal.log_density(candidates))
 
     def set_training_mode(self, mode: bool) -> None:
         self.actor.set_training_mode(mode)
@@ -552,7 +654,9 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
     :param optimizer_kwargs: keyword arguments for the optimizer, learning rate excluded.
     :param n_critics: number of soft Q-functions (default 1); with 2, targets use the minimum or
         the soft double-Q estimate (``SQL(soft_double_q=True)``).
-    :raises ValueError: if ``n_critics < 1``.
+    :param weight_init: initialisation of the linear layers: ``"pytorch"`` (default) or ``"glorot"``,
+        the reference code's (:func:`init_linear_layers`).
+    :raises ValueError: if ``n_critics < 1`` or for an unknown ``weight_init``.
     """
 
     action_space: spaces.Discrete
@@ -572,6 +676,7 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
         optimizer_kwargs: dict[str, Any] | None = None,
         n_critics: int = 1,
+        weight_init: str = "pytorch",
     ):
         super().__init__(
             observation_space,
@@ -587,6 +692,7 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
         self.net_arch = [128, 128] if net_arch is None else net_arch
         self.activation_fn = activation_fn
         self.n_critics = n_critics
+        self.weight_init = weight_init
         self.critic_kwargs = {
             "observation_space": self.observation_space,
             "action_space": self.action_space,
@@ -600,6 +706,7 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         self.critic = self.make_critic()
+        init_linear_layers(self.critic, self.weight_init)
         self.critic.optimizer = self.optimizer_class(self.critic.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
         # The target has its own features extractor; it starts as a copy of the critic.
         self.critic_target = self.make_critic()
@@ -613,6 +720,7 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
                 net_arch=self.net_arch,
                 activation_fn=self.activation_fn,
                 n_critics=self.n_critics,
+                weight_init=self.weight_init,
                 lr_schedule=self._dummy_schedule,
                 optimizer_class=self.optimizer_class,
                 optimizer_kwargs=self.optimizer_kwargs,

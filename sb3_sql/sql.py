@@ -53,10 +53,14 @@ from sb3_sql.svgd import SATURATION_THRESHOLD, post_tanh_log_correction, squash_
 SelfSQL = TypeVar("SelfSQL", bound="SQL")
 
 #: The reference code's settings (haarnoja/softqlearning), where they differ from SQL's defaults:
-#: ``SQL("MlpPolicy", env, **REFERENCE_HYPERPARAMETERS)``. The defaults (SAC's Polyak averaging,
-#: learning rate 1e-3 and warm-up of 100 steps; 32 particles, the multiscale kernel and the
-#: sampler's noise skip, the sampler's KL term) were chosen on learning results and on the fidelity
-#: benchmark (docs, "Benchmarks").
+#: ``SQL("MlpPolicy", env, **REFERENCE_HYPERPARAMETERS)``, including its update (particles in action
+#: space with the ``log(1 - a^2 + 1e-6)`` correction). The defaults (SAC's Polyak averaging, learning
+#: rate 1e-3 and warm-up of 100 steps; 32 particles, the multiscale kernel and the sampler's noise
+#: skip, the sampler's KL term, pre-tanh particles) were chosen on learning results and on the
+#: fidelity benchmark. The preset also takes the reference's initialisation (Glorot-uniform weights,
+#: zero biases). One difference remains: the warm-up actions are uniform (SB3), where the reference
+#: acts with the untrained sampler from the first step; docs, "Defaults, the paper and the reference
+#: code".
 REFERENCE_HYPERPARAMETERS: dict[str, Any] = {
     "learning_rate": 3e-4,
     "learning_starts": 1000,
@@ -65,7 +69,8 @@ REFERENCE_HYPERPARAMETERS: dict[str, Any] = {
     "kernel_n_particles": 16,
     "kernel_bandwidth": "reference",
     "sampler_kl_coef": 0.0,
-    "policy_kwargs": {"sampler_noise_skip": False},
+    "particle_space": "post_tanh",
+    "policy_kwargs": {"sampler_noise_skip": False, "weight_init": "glorot"},
 }
 
 ParticleSpace = Literal["pre_tanh", "post_tanh"]

@@ -10,6 +10,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from sb3_sql import REFERENCE_HYPERPARAMETERS, SQL, LogLinearSchedule, SVGDPolicy
+from sb3_sql.acting import deterministic_noise
 
 LOGGED_KEYS = [
     "train/critic_loss",
@@ -109,15 +110,24 @@ def test_twin_critics_use_the_minimum():
     assert not th.allclose(each[0], each[1])
 
 
-def test_predict_deterministic_is_the_zero_noise_sample():
+def test_predict_deterministic_is_the_best_fixed_draw_by_q():
     model = small_model()
     obs = np.stack([model.observation_space.sample() for _ in range(5)])
     first, _ = model.predict(obs, deterministic=True)
     second, _ = model.predict(obs, deterministic=True)
     np.testing.assert_array_equal(first, second)
     with th.no_grad():
+        noise = deterministic_noise(32, 1)
+        draws = th.tanh(model.actor.pre_tanh_from_noise(th.as_tensor(obs), noise))  # [5, 32, 1]
+        q_values = SVGDPolicy.particle_q_values(model.critic, th.as_tensor(obs), draws)
+        best = draws[th.arange(5), q_values.argmax(dim=1)]
         zero_noise = th.tanh(model.actor.pre_tanh_particles(th.as_tensor(obs), 1, deterministic=True)).squeeze(1)
-    np.testing.assert_allclose(first, model.policy.unscale_action(zero_noise.numpy()), rtol=1e-6)
+    np.testing.assert_allclose(first, model.policy.unscale_action(best.numpy()), rtol=1e-6)
+    th.testing.assert_close(draws[:, 0], zero_noise)
+    model.policy.deterministic_n_particles = 1  # the sampler's output at xi = 0
+    np.testing.assert_allclose(
+        model.predict(obs, deterministic=True)[0], model.policy.unscale_action(zero_noise.numpy()), rtol=1e-6
+    )
     stochastic = np.stack([model.predict(obs)[0] for _ in range(3)])
     assert not np.allclose(stochastic[0], stochastic[1])
     assert model.action_space.contains(stochastic[0][0])
@@ -281,10 +291,26 @@ def test_reference_hyperparameters_apply_to_both_action_kinds(env_id):
     model = SQL("MlpPolicy", env_id, **REFERENCE_HYPERPARAMETERS)
     assert (model.tau, model.target_update_interval, model.learning_starts) == (1.0, 1000, 1000)
     assert (model.kernel_n_particles, model.kernel_bandwidth) == (16, "reference")
+    assert model.particle_space == "post_tanh"  # the reference code's action-space particles
+    # The reference code's initialisation: Glorot-uniform weights, zero biases, in every linear layer.
+    layers = [layer for layer in model.policy.modules() if isinstance(layer, th.nn.Linear)]
+    assert layers and all(th.count_nonzero(layer.bias) == 0 for layer in layers)
+    for layer in layers:
+        fan_out, fan_in = layer.weight.shape
+        glorot_bound = (6 / (fan_in + fan_out)) ** 0.5  # PyTorch's default bound is 1 / sqrt(fan_in)
+        assert 0.9 * glorot_bound <= layer.weight.abs().max() <= glorot_bound
+    for key, value in model.critic.state_dict().items():
+        assert th.equal(value, model.critic_target.state_dict()[key]), key
     if env_id == "Pendulum-v1":
         assert not model.actor.noise_skip  # the reference sampler: a = tanh(f(s, xi))
         assert SQL("MlpPolicy", env_id).actor.noise_skip  # the default: the noise added to the output
     model.learn(20)
+
+
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
+def test_unknown_weight_init_is_refused(env_id):
+    with pytest.raises(ValueError, match="weight_init must be one of"):
+        SQL("MlpPolicy", env_id, policy_kwargs={"weight_init": "xavier"})
 
 
 def test_rare_polyak_averaging_warns():
