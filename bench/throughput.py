@@ -19,6 +19,10 @@ compiled by ``torch.compile`` (``nn.Module.compile``, default mode) and prints t
 compiling; the compiled runs first train ``--compile-warmup`` steps untimed, so the compilation
 (once per input shape) is not counted.
 
+``--clock process`` counts the CPU time of the process instead of the wall time: on a machine
+shared with other work it is less disturbed by the other processes (one torch thread, so CPU time
+is close to the wall time of an idle machine).
+
 ``--configs`` runs a subset (SAC always; its ratios are the ones of the configurations run).
 
     python bench/throughput.py [--envs Pendulum-v1 HalfCheetah-v5] [--steps 2000] [--pairs 3]
@@ -33,6 +37,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch as th
@@ -48,7 +53,14 @@ CONFIGS = {
 
 
 def steps_per_second(
-    config: str, env_id: str, seed: int, steps: int, learning_starts: int, device: str, compile_warmup: int | None = None
+    config: str,
+    env_id: str,
+    seed: int,
+    steps: int,
+    learning_starts: int,
+    device: str,
+    compile_warmup: int | None = None,
+    clock: str = "wall",
 ) -> float:
     """Env-steps/s of one configuration over ``steps`` training steps after ``learning_starts``.
 
@@ -57,7 +69,7 @@ def steps_per_second(
     """
     algo, kwargs = CONFIGS[config]
     model = ALGOS[algo]("MlpPolicy", env_id, seed=seed, learning_starts=learning_starts, device=device, **kwargs)
-    timer = TrainingThroughput()
+    timer = TrainingThroughput(CLOCKS[clock])
     if compile_warmup is None:
         model.learn(steps + learning_starts, callback=timer)
     else:
@@ -66,6 +78,9 @@ def steps_per_second(
         model.learn(learning_starts + compile_warmup)
         model.learn(steps, callback=timer, reset_num_timesteps=False)
     return timer.steps_per_second
+
+
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
 
 
 def memory_status_mib(field: str) -> float:
@@ -104,6 +119,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="also time each configuration with torch.compile")
     parser.add_argument("--compile-warmup", type=int, default=300, help="untimed steps of a compiled run")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall", help="wall time or this process's CPU time")
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS), help="configurations to run")
     parser.add_argument("--memory-child", choices=list(CONFIGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -112,7 +128,7 @@ def main() -> None:
         peak_memory_child(args.memory_child, args.envs[0], args.memory_steps, args.learning_starts, args.device)
         return
 
-    print(f"torch {th.__version__}, {th.get_num_threads()} thread, device {args.device}")
+    print(f"torch {th.__version__}, {th.get_num_threads()} thread, device {args.device}, {args.clock} clock")
     for env_id in args.envs:
         print(f"\n{env_id}: {args.steps} steps after {args.learning_starts} warm-up steps, {args.pairs} repetitions")
         configs = [config for config in CONFIGS if config in args.configs or config == "SAC defaults"]
@@ -120,7 +136,9 @@ def main() -> None:
         speedups: dict[str, list[float]] = {}
         for repetition in range(args.pairs):
             sps = {
-                config: steps_per_second(config, env_id, repetition, args.steps, args.learning_starts, args.device)
+                config: steps_per_second(
+                    config, env_id, repetition, args.steps, args.learning_starts, args.device, clock=args.clock
+                )
                 for config in configs
             }
             for config in configs:
@@ -131,7 +149,14 @@ def main() -> None:
             if args.compile:
                 for config in configs:
                     compiled = steps_per_second(
-                        config, env_id, repetition, args.steps, args.learning_starts, args.device, args.compile_warmup
+                        config,
+                        env_id,
+                        repetition,
+                        args.steps,
+                        args.learning_starts,
+                        args.device,
+                        args.compile_warmup,
+                        args.clock,
                     )
                     speedups.setdefault(config, []).append(compiled / sps[config])
                     print(f"    {config} compiled: {compiled:.1f} steps/s ({compiled / sps[config]:.2f} x)", flush=True)

@@ -703,7 +703,9 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
         :param ent_coef: the temperature ``alpha`` (reward units).
         :return: the entropies, shape ``[batch]`` (nats).
         """
-        return th.distributions.Categorical(logits=q_values / ent_coef).entropy()
+        # No argument check (a device read per call): non-finite logits give a non-finite entropy, which the
+        # temperature step's finite check refuses.
+        return th.distributions.Categorical(logits=q_values / ent_coef, validate_args=False).entropy()
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self._predict(obs, deterministic=deterministic)

@@ -1,4 +1,5 @@
 import csv
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -520,3 +521,31 @@ def test_fixed_temperature_has_no_log_ent_coef_and_logs_the_entropy(tmp_path):
     assert model.log_ent_coef is None and model.ent_coef_optimizer is None
     with open(tmp_path / "progress.csv") as progress:
         assert np.isfinite(float(list(csv.DictReader(progress))[-1]["train/entropy"]))
+
+
+@pytest.mark.parametrize(
+    "env, kwargs, reads_per_step",
+    [
+        ("Pendulum-v1", {}, 2),  # the finite checks of the critic and the sampler
+        ("Pendulum-v1", {"ent_coef": "auto"}, 3),  # and of the temperature
+        ("CartPole-v1", {"ent_coef": "auto"}, 2),  # the critic and the temperature
+    ],
+)
+def test_train_reads_from_the_device_once_per_check_and_once_for_the_logger(monkeypatch, env, kwargs, reads_per_step):
+    model = SQL("MlpPolicy", env, learning_starts=64, batch_size=16, seed=0, policy_kwargs={"net_arch": [16]}, **kwargs)
+    model.learn(64)
+    reads = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy"):
+        original = getattr(th.Tensor, name)
+
+        def counted(tensor, *args, _name=name, _original=original, **kwargs):
+            # PyTorch's optimizers read their step counts, host tensors unless capturable: not a device read.
+            if "torch/optim" not in sys._getframe(1).f_code.co_filename:
+                reads.append(_name)
+            return _original(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(th.Tensor, name, counted)
+    model.train(gradient_steps=5, batch_size=16)
+    monkeypatch.undo()
+    assert sorted(reads) == sorted(["__bool__"] * (5 * reads_per_step) + ["tolist"])
+    assert np.isfinite(model.logger.name_to_value["train/critic_loss"])

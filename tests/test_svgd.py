@@ -131,7 +131,9 @@ def test_stein_direction_as_matrix_products_equals_the_broadcast_form(particles,
     kernel = adaptive_isotropic_gaussian_kernel(xs, ys, scales)
     th.testing.assert_close(kernel.values, values)
     th.testing.assert_close(kernel.repulsion, repulsion, rtol=1e-7, atol=1e-9 * repulsion.abs().max().item())
-    th.testing.assert_close(stein_direction(kernel, grad_log_p), direction, rtol=1e-7, atol=1e-9 * direction.abs().max().item())
+    th.testing.assert_close(
+        stein_direction(kernel, grad_log_p), direction, rtol=1e-7, atol=1e-9 * direction.abs().max().item()
+    )
 
 
 def test_stein_direction_in_float32_at_the_sampler_size_equals_the_broadcast_form():
