@@ -58,21 +58,28 @@ def mlp_on_particles(net: nn.Module, features: th.Tensor, particles: th.Tensor, 
     """
     first = net[0] if isinstance(net, nn.Sequential) and len(net) > 0 else None
     if not isinstance(net, nn.Sequential) or not isinstance(first, nn.Linear):
-        if particles.dim() == 2:
-            particles = particles.unsqueeze(0).expand(features.shape[0], -1, -1)
-        expanded = features.unsqueeze(1).expand(-1, particles.shape[1], -1)  # [batch, K, F]
-        inputs = th.cat([expanded, particles], dim=-1)
-        hidden, rest = inputs, net
+
+        def concatenated(particles: th.Tensor) -> th.Tensor:
+            if particles.dim() == 2:
+                particles = particles.unsqueeze(0).expand(features.shape[0], -1, -1)
+            expanded = features.unsqueeze(1).expand(-1, particles.shape[1], -1)  # [batch, K, F]
+            return net(th.cat([expanded, particles], dim=-1))
+
+        evaluate = concatenated
     else:
         n_features = features.shape[-1]
         state_part = F.linear(features, first.weight[:, :n_features], first.bias).unsqueeze(1)  # [batch, 1, H]
-        particle_part = F.linear(particles, first.weight[:, n_features:])  # [batch or 1, K, H]
-        hidden, rest = state_part + particle_part, net[1:]  # [batch, K, H]
+
+        def split_first_layer(particles: th.Tensor) -> th.Tensor:
+            particle_part = F.linear(particles, first.weight[:, n_features:])  # [batch or 1, K, H]
+            return net[1:](state_part + particle_part)
+
+        evaluate = split_first_layer
     if n_detached == 0:
-        return rest(hidden)
+        return evaluate(particles)
     with th.no_grad():
-        detached = rest(hidden[:, :n_detached])
-    return th.cat([detached, rest(hidden[:, n_detached:])], dim=1)
+        detached = evaluate(particles[..., :n_detached, :])
+    return th.cat([detached, evaluate(particles[..., n_detached:, :])], dim=-2)
 
 
 class TemperatureMixin(nn.Module):

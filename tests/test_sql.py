@@ -549,3 +549,19 @@ def test_train_reads_from_the_device_once_per_check_and_once_for_the_logger(monk
     monkeypatch.undo()
     assert sorted(reads) == sorted(["__bool__"] * (5 * reads_per_step) + ["tolist"])
     assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
+
+
+def test_a_learnt_temperature_used_as_a_tensor_gives_the_numbers_of_its_float():
+    model = small_model(ent_coef="auto_0.3", learning_starts=50)
+    model.learn(60)
+    replay_data = model.replay_buffer.sample(32)
+    alpha = model.log_ent_coef.detach().exp()  # what train() uses, shape [1]
+    results = []
+    for temperature in (alpha, float(alpha)):
+        th.manual_seed(0)
+        target, soft_value = model.soft_q_target(replay_data, temperature)
+        actor_loss, kernel, pre_tanh = model.sampler_loss(replay_data.observations, temperature)
+        results.append((target, soft_value, actor_loss, kernel.values, pre_tanh))
+    for from_tensor, from_float in zip(*results, strict=True):
+        th.testing.assert_close(from_tensor.detach(), from_float.detach(), rtol=1e-6, atol=1e-6)
+    assert results[0][0].shape == (32, 1) and results[0][2].shape == ()
