@@ -1,6 +1,7 @@
 """Where the time of one gradient step goes, by phase, SQL beside SB3's SAC (1 gradient step per env step).
 
-The phases are timed with ``time.perf_counter`` by wrapping, in this script only, the functions
+The phases are timed with ``time.perf_counter`` (``--clock process``: the process's CPU time, for a
+shared machine) by wrapping, in this script only, the functions
 and methods that each algorithm's ``train()`` calls, as ``torch.profiler.record_function`` would
 mark them; each phase gets its exclusive time (a nested phase pauses its parent):
 
@@ -19,7 +20,7 @@ mark them; each phase gets its exclusive time (a nested phase pauses its parent)
 - logging: ``logger.record`` in ``train()``.
 - replay sampling, collect_rollouts (acting, env step, buffer), and the rest of ``train()``.
 
-    python bench/profile_update.py [--envs HalfCheetah-v5] [--steps 1000]
+    python bench/profile_update.py [--envs HalfCheetah-v5] [--steps 1000] [--clock process]
     python bench/profile_update.py --envs HalfCheetah-v5 --sql-kwargs '{}' '{"kernel_n_particles": 16}'
 
 ``--sql-kwargs`` replaces SQL's defaults with one configuration per JSON object given. Prints a
@@ -56,22 +57,26 @@ PHASES = (
 
 
 class PhaseTimer:
-    """Exclusive wall time per named phase; entering a nested phase pauses the enclosing one."""
+    """Exclusive time per named phase; entering a nested phase pauses the enclosing one.
 
-    def __init__(self) -> None:
+    :param clock: ``time.perf_counter`` (wall time) or ``time.process_time`` (this process's CPU time).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
         self.totals: dict[str, float] = defaultdict(float)
         self.stack: list[list] = []  # [name, start of the current uninterrupted stretch]
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        now = time.perf_counter()
+        now = self.clock()
         if self.stack:
             self.totals[self.stack[-1][0]] += now - self.stack[-1][1]
         self.stack.append([name, now])
         try:
             yield
         finally:
-            now = time.perf_counter()
+            now = self.clock()
             popped, start = self.stack.pop()
             self.totals[popped] += now - start
             if self.stack:
@@ -179,7 +184,10 @@ def instrument_sac(model: SAC, timer: PhaseTimer) -> Backward:
     return Backward(timer, counted("backward", backward_phases))
 
 
-def profile(algo, kwargs: dict, env_id: str, steps: int, learning_starts: int) -> dict[str, float]:
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+
+
+def profile(algo, kwargs: dict, env_id: str, steps: int, learning_starts: int, clock: str = "wall") -> dict[str, float]:
     """Milliseconds per env step (= per gradient step) of each phase over ``steps`` steps after learning starts."""
     originals = (
         sql_module.kozachenko_leonenko_entropy,
@@ -190,12 +198,12 @@ def profile(algo, kwargs: dict, env_id: str, steps: int, learning_starts: int) -
     model = algo("MlpPolicy", env_id, seed=0, learning_starts=learning_starts, **kwargs)
     model.set_logger(configure(None, []))  # kept by learn(), so its record() stays wrapped; writes nothing
     model.learn(learning_starts + 10)  # warm-up with random actions, first updates
-    timer = PhaseTimer()
+    timer = PhaseTimer(CLOCKS[clock])
     backward = instrument_sql(model, timer) if algo is SQL else instrument_sac(model, timer)
     try:
-        start = time.perf_counter()
+        start = timer.clock()
         model.learn(steps, reset_num_timesteps=False)
-        total = time.perf_counter() - start
+        total = timer.clock() - start
     finally:
         backward.restore()
         (
@@ -229,17 +237,21 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000, help="profiled env steps (1 gradient step each)")
     parser.add_argument("--learning-starts", type=int, default=100)
     parser.add_argument("--sql-kwargs", nargs="+", metavar="JSON", default=["{}"], help="SQL configurations to profile")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall", help="wall time or this process's CPU time")
     parser.add_argument("--no-sac", action="store_true", help="leave SAC out")
     args = parser.parse_args()
     th.set_num_threads(1)
-    print(f"torch {th.__version__}, {th.get_num_threads()} thread; ms per env step = per gradient step, {args.steps} steps")
+    print(
+        f"torch {th.__version__}, {th.get_num_threads()} thread, {args.clock} clock; "
+        f"ms per env step = per gradient step, {args.steps} steps"
+    )
     for env_id in args.envs:
         columns = {}
         for text in args.sql_kwargs:
             title = "SQL defaults" if text == "{}" else f"SQL {text}"
-            columns[title] = profile(SQL, json.loads(text), env_id, args.steps, args.learning_starts)
+            columns[title] = profile(SQL, json.loads(text), env_id, args.steps, args.learning_starts, args.clock)
         if not args.no_sac:
-            columns["SAC defaults"] = profile(SAC, {}, env_id, args.steps, args.learning_starts)
+            columns["SAC defaults"] = profile(SAC, {}, env_id, args.steps, args.learning_starts, args.clock)
         print(f"\n{env_id}, ms per env step (share of the step)\n")
         print(markdown_table(columns), flush=True)
 

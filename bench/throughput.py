@@ -17,7 +17,9 @@ buffer is allocated lazily by numpy, so only its touched pages count.
 With ``--compile``, each repetition also runs the three configurations with their networks
 compiled by ``torch.compile`` (``nn.Module.compile``, default mode) and prints the speed-up of
 compiling; the compiled runs first train ``--compile-warmup`` steps untimed, so the compilation
-(once per input shape) is not counted.
+(once per input shape) is not counted. ``nn.Module.compile`` compiles the modules' ``forward``:
+SQL's passes over particles (``sb3_sql.policies.mlp_on_particles``) call the layers directly and
+stay eager, so for SQL this times the critic's minibatch pass and acting only.
 
 ``--clock process`` counts the CPU time of the process instead of the wall time: on a machine
 shared with other work it is less disturbed by the other processes (one torch thread, so CPU time
