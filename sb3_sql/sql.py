@@ -570,8 +570,8 @@ class SQL(OffPolicyAlgorithm):
         The step reads nothing back from the device but the finiteness of each update before its
         optimizer step (``check_finite_update``); the logged statistics (``train/*``, means over the
         call's gradient steps) are read once per call. With a fixed or scheduled temperature the
-        sampler's entropy (``train/entropy``) is only logged, so it is estimated at the call's last
-        gradient step only.
+        sampler's entropy is only logged: it is estimated from the last gradient step's particles
+        when the log is written (``dump_logs``), not at every step.
         """
         self.policy.set_training_mode(True)
         optimizers = self.policy.network_optimizers()
@@ -601,7 +601,7 @@ class SQL(OffPolicyAlgorithm):
             self._clip_grad_norm(self.critic.parameters())
             self.critic.optimizer.step()
 
-            with_entropy = self.ent_coef_optimizer is not None or gradient_step == gradient_steps - 1
+            with_entropy = self.ent_coef_optimizer is not None
             entropy, policy_stats = self._policy_step(replay_data, alpha, state_q_values, with_entropy)
             step_stats = {
                 "critic_loss": critic_loss.detach(),
@@ -690,14 +690,15 @@ class SQL(OffPolicyAlgorithm):
         :param alpha: the temperature of the step (reward units): a float, or a tensor of shape ``[1]``.
         :param state_q_values: ``min_i Q_i(s, .)``, ``[batch, A]``, from ``policy.critic_q_values``
             (None for a sampler).
-        :param with_entropy: estimate the entropy (else None is returned in its place).
+        :param with_entropy: estimate the sampler's entropy; else None is returned in its place and the
+            particles are kept for ``dump_logs`` (the exact entropy of discrete actions is always returned).
         :return: the mean entropy over the states (nats, a scalar without gradient), or None, and the
             step's statistics of the sampler (``actor_loss``, ``kernel_bandwidth``, ``saturated_fraction``;
             none without a sampler), scalar tensors keyed by logger name without ``train/``.
         """
         if isinstance(self.policy, SoftQPolicy):
             assert state_q_values is not None
-            return (self.policy.boltzmann_entropy(state_q_values, alpha).mean() if with_entropy else None), {}
+            return self.policy.boltzmann_entropy(state_q_values, alpha).mean(), {}
 
         actor_loss, kernel, pre_tanh = self.sampler_loss(replay_data.observations, alpha)
         self.actor.optimizer.zero_grad()
@@ -712,7 +713,23 @@ class SQL(OffPolicyAlgorithm):
             "kernel_bandwidth": kernel.bandwidth.mean(),
             "saturated_fraction": (actions.abs() > SATURATION_THRESHOLD).float().mean(),
         }
-        return (kozachenko_leonenko_entropy(actions).mean() if with_entropy else None), sampler_stats
+        if with_entropy:
+            return kozachenko_leonenko_entropy(actions).mean(), sampler_stats
+        self._logged_sampler_actions: th.Tensor | None = actions  # [batch, K, D], for dump_logs
+        return None, sampler_stats
+
+    def dump_logs(self) -> None:
+        """SB3's ``dump_logs``, with ``train/entropy`` estimated now when the temperature is fixed or scheduled.
+
+        The sampler's entropy then serves only the log, so ``train()`` keeps the last gradient step's
+        particles and their Kozachenko-Leonenko estimate (``sb3_sql.entropy``) is computed here, once
+        per written log, instead of at every gradient step: the same value as an estimate at that step.
+        """
+        actions = getattr(self, "_logged_sampler_actions", None)
+        if actions is not None:
+            self.logger.record("train/entropy", kozachenko_leonenko_entropy(actions).mean().item())
+            self._logged_sampler_actions = None
+        super().dump_logs()
 
     def _temperature_step(
         self, entropy: th.Tensor, alpha: float | th.Tensor, replay_data: ReplayBufferSamples | DictReplayBufferSamples
@@ -870,8 +887,10 @@ class SQL(OffPolicyAlgorithm):
         )
 
     def _excluded_save_params(self) -> list[str]:
-        # log_ent_coef is the policy's (saved with it) and, when learnt, also a PyTorch variable.
-        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "log_ent_coef"]
+        # log_ent_coef is the policy's (saved with it) and, when learnt, also a PyTorch variable; the particles
+        # kept for the next log are not part of the model.
+        excluded = ["actor", "critic", "critic_target", "log_ent_coef", "_logged_sampler_actions"]
+        return [*super()._excluded_save_params(), *excluded]
 
     def _sync_policy_temperature(self) -> None:
         """A fixed or scheduled ``ent_coef``: write its current value into the policy's ``log_ent_coef``.

@@ -565,3 +565,39 @@ def test_a_learnt_temperature_used_as_a_tensor_gives_the_numbers_of_its_float():
     for from_tensor, from_float in zip(*results, strict=True):
         th.testing.assert_close(from_tensor.detach(), from_float.detach(), rtol=1e-6, atol=1e-6)
     assert results[0][0].shape == (32, 1) and results[0][2].shape == ()
+
+
+@pytest.mark.parametrize("ent_coef, estimates_per_step", [(0.1, 0), ("auto", 1)])
+def test_sampler_entropy_is_estimated_every_step_only_for_a_learnt_temperature(
+    monkeypatch, tmp_path, ent_coef, estimates_per_step
+):
+    import sb3_sql.sql as sql_module
+
+    model = small_model(ent_coef=ent_coef, learning_starts=50)
+    model.learn(60)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    estimates = []
+    estimate = sql_module.kozachenko_leonenko_entropy
+    monkeypatch.setattr(
+        sql_module, "kozachenko_leonenko_entropy", lambda actions: estimates.append(actions) or estimate(actions)
+    )
+    model.train(gradient_steps=5, batch_size=32)
+    assert len(estimates) == 5 * estimates_per_step
+    if estimates_per_step == 0:
+        # Estimated once, when the log is written, from the last step's particles.
+        kept = model._logged_sampler_actions
+        assert kept is not None and kept.shape == (32, model.kernel_n_particles, 1)
+        model.dump_logs()
+        assert len(estimates) == 1 and estimates[0] is kept
+        assert model._logged_sampler_actions is None
+        with open(tmp_path / "progress.csv") as progress:
+            logged = float(list(csv.DictReader(progress))[-1]["train/entropy"])
+        assert logged == pytest.approx(estimate(kept).mean().item(), rel=1e-6)
+
+
+def test_kept_particles_are_not_saved(tmp_path):
+    model = small_model(learning_starts=50)
+    model.learn(60)
+    assert model._logged_sampler_actions is not None
+    model.save(tmp_path / "model")
+    assert "_logged_sampler_actions" not in SQL.load(tmp_path / "model").__dict__
