@@ -6,6 +6,7 @@ entries come from :func:`sb3_sql.zoo.load_hyperparams`.
 """
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from stable_baselines3 import SAC
@@ -27,15 +28,23 @@ def rl_zoo_kwargs(algo: str, env_id: str) -> dict:
 
 
 class TrainingThroughput(BaseCallback):
-    """Env-steps per second once learning has started (warm-up steps with random actions excluded)."""
+    """Env-steps per second once learning has started (warm-up steps with random actions excluded).
+
+    :param clock: ``time.perf_counter`` (wall time) or ``time.process_time`` (the CPU time of this
+        process, less sensitive to other processes on a shared machine).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        super().__init__()
+        self.clock = clock
 
     def _on_training_start(self) -> None:
         self.start = None
 
     def _on_step(self) -> bool:
         if self.start is None and self.model.num_timesteps > self.model.learning_starts:
-            self.start, self.start_steps = time.perf_counter(), self.model.num_timesteps
+            self.start, self.start_steps = self.clock(), self.model.num_timesteps
         return True
 
     def _on_training_end(self) -> None:
-        self.steps_per_second = (self.model.num_timesteps - self.start_steps) / (time.perf_counter() - self.start)
+        self.steps_per_second = (self.model.num_timesteps - self.start_steps) / (self.clock() - self.start)

@@ -17,10 +17,21 @@ buffer is allocated lazily by numpy, so only its touched pages count.
 With ``--compile``, each repetition also runs the three configurations with their networks
 compiled by ``torch.compile`` (``nn.Module.compile``, default mode) and prints the speed-up of
 compiling; the compiled runs first train ``--compile-warmup`` steps untimed, so the compilation
-(once per input shape) is not counted.
+(once per input shape) is not counted. ``nn.Module.compile`` compiles the modules' ``forward``:
+SQL's passes over particles (``sb3_sql.policies.mlp_on_particles``) call the layers directly and
+stay eager, so for SQL this times the critic's minibatch pass and acting only.
+
+``--clock process`` counts the CPU time of the process instead of the wall time: on a machine
+shared with other work it is less disturbed by the other processes (one torch thread, so CPU time
+is close to the wall time of an idle machine).
+
+``--configs`` runs a subset (SAC always; its ratios are the ones of the configurations run).
 
     python bench/throughput.py [--envs Pendulum-v1 HalfCheetah-v5] [--steps 2000] [--pairs 3]
-                               [--memory-steps 500] [--device cpu] [--compile]
+                               [--memory-steps 500] [--device cpu] [--compile] [--configs "SQL defaults"]
+
+Run from the repository root, ``PYTHONPATH=. python bench/throughput.py`` times the ``sb3_sql`` of
+the checkout rather than the installed one.
 """
 
 import argparse
@@ -28,6 +39,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch as th
@@ -43,7 +55,14 @@ CONFIGS = {
 
 
 def steps_per_second(
-    config: str, env_id: str, seed: int, steps: int, learning_starts: int, device: str, compile_warmup: int | None = None
+    config: str,
+    env_id: str,
+    seed: int,
+    steps: int,
+    learning_starts: int,
+    device: str,
+    compile_warmup: int | None = None,
+    clock: str = "wall",
 ) -> float:
     """Env-steps/s of one configuration over ``steps`` training steps after ``learning_starts``.
 
@@ -52,7 +71,7 @@ def steps_per_second(
     """
     algo, kwargs = CONFIGS[config]
     model = ALGOS[algo]("MlpPolicy", env_id, seed=seed, learning_starts=learning_starts, device=device, **kwargs)
-    timer = TrainingThroughput()
+    timer = TrainingThroughput(CLOCKS[clock])
     if compile_warmup is None:
         model.learn(steps + learning_starts, callback=timer)
     else:
@@ -61,6 +80,9 @@ def steps_per_second(
         model.learn(learning_starts + compile_warmup)
         model.learn(steps, callback=timer, reset_num_timesteps=False)
     return timer.steps_per_second
+
+
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
 
 
 def memory_status_mib(field: str) -> float:
@@ -99,6 +121,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="also time each configuration with torch.compile")
     parser.add_argument("--compile-warmup", type=int, default=300, help="untimed steps of a compiled run")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall", help="wall time or this process's CPU time")
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS), help="configurations to run")
     parser.add_argument("--memory-child", choices=list(CONFIGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     th.set_num_threads(1)
@@ -106,34 +130,46 @@ def main() -> None:
         peak_memory_child(args.memory_child, args.envs[0], args.memory_steps, args.learning_starts, args.device)
         return
 
-    print(f"torch {th.__version__}, {th.get_num_threads()} thread, device {args.device}")
+    print(f"torch {th.__version__}, {th.get_num_threads()} thread, device {args.device}, {args.clock} clock")
     for env_id in args.envs:
         print(f"\n{env_id}: {args.steps} steps after {args.learning_starts} warm-up steps, {args.pairs} repetitions")
-        ratios: dict[str, list[float]] = {"defaults": [], "2x256 b256": []}
+        configs = [config for config in CONFIGS if config in args.configs or config == "SAC defaults"]
+        ratios: dict[str, list[float]] = {}
         speedups: dict[str, list[float]] = {}
         for repetition in range(args.pairs):
             sps = {
-                config: steps_per_second(config, env_id, repetition, args.steps, args.learning_starts, args.device)
-                for config in CONFIGS
+                config: steps_per_second(
+                    config, env_id, repetition, args.steps, args.learning_starts, args.device, clock=args.clock
+                )
+                for config in configs
             }
-            ratios["defaults"].append(sps["SQL defaults"] / sps["SAC defaults"])
-            ratios["2x256 b256"].append(sps["SQL 2x256 b256"] / sps["SAC defaults"])
+            for config in configs:
+                if config != "SAC defaults":
+                    ratios.setdefault(config, []).append(sps[config] / sps["SAC defaults"])
             figures = ", ".join(f"{config} {value:.1f}" for config, value in sps.items())
             print(f"  repetition {repetition}: {figures} steps/s", flush=True)
             if args.compile:
-                for config in CONFIGS:
+                for config in configs:
                     compiled = steps_per_second(
-                        config, env_id, repetition, args.steps, args.learning_starts, args.device, args.compile_warmup
+                        config,
+                        env_id,
+                        repetition,
+                        args.steps,
+                        args.learning_starts,
+                        args.device,
+                        args.compile_warmup,
+                        args.clock,
                     )
                     speedups.setdefault(config, []).append(compiled / sps[config])
                     print(f"    {config} compiled: {compiled:.1f} steps/s ({compiled / sps[config]:.2f} x)", flush=True)
-        print(f"  SQL/SAC at defaults, median: {statistics.median(ratios['defaults']):.2f}")
-        print(f"  SQL/SAC at 2x256 batch 256, median: {statistics.median(ratios['2x256 b256']):.2f}")
+        for config, values in ratios.items():
+            per_repetition = ", ".join(f"{value:.2f}" for value in values)
+            print(f"  {config} / SAC defaults: {per_repetition}; median {statistics.median(values):.2f}")
         for config, values in speedups.items():
             print(f"  torch.compile speed-up of {config}, median: {statistics.median(values):.2f}")
         if args.memory_steps > 0:
             print(f"  RSS of a fresh process (MiB): model built / peak over {args.memory_steps} training steps (increase):")
-            for config in CONFIGS:
+            for config in configs:
                 memory = peak_memory(config, env_id, args.memory_steps, args.learning_starts, args.device)
                 increase = memory["trained"] - memory["built"]
                 print(f"    {config:>15}: {memory['built']:.0f} / {memory['trained']:.0f} (+{increase:.0f})", flush=True)

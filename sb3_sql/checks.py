@@ -36,7 +36,7 @@ def check_finite_update(
     name: str,
     loss: th.Tensor,
     parameters: Iterable[th.nn.Parameter],
-    ent_coef: float,
+    ent_coef: float | th.Tensor,
     replay_data: ReplayBufferSamples | DictReplayBufferSamples,
 ) -> None:
     """Refuse an optimizer step whose loss or gradients are not finite (NaN or +-Inf).
@@ -54,14 +54,15 @@ def check_finite_update(
     :param name: which update this is (``"critic"`` or ``"sampler"``), used in the message.
     :param loss: the scalar loss that was just back-propagated.
     :param parameters: the parameters the optimizer is about to update (their ``.grad`` is read).
-    :param ent_coef: the temperature ``alpha`` (reward units).
+    :param ent_coef: the temperature ``alpha`` (reward units): a float, or a tensor of one element
+        (read only for the message).
     :param replay_data: the minibatch the loss was computed on (rewards ``[batch, 1]``).
     :raises FloatingPointError: if the loss or a gradient is not finite.
     """
     parameters = list(parameters)
     gradients = [parameter.grad for parameter in parameters if parameter.grad is not None]
     finite_gradients = th.isfinite(th.cat([gradient.flatten() for gradient in gradients])).all()
-    if bool(th.isfinite(loss) & finite_gradients):  # one device synchronisation per call
+    if bool(th.isfinite(loss) & finite_gradients):  # the call's one device synchronisation when all is finite
         return
     what = f"the {name} loss is {loss.item()}" if not _is_finite(loss) else f"the {name} gradients are not finite"
     raise FloatingPointError(
@@ -79,7 +80,7 @@ def _largest_magnitude(values: th.Tensor | dict[str, th.Tensor] | Iterable[th.Te
 def _non_finite_cause(
     name: str,
     parameters: list[th.nn.Parameter],
-    ent_coef: float,
+    ent_coef: float | th.Tensor,
     replay_data: ReplayBufferSamples | DictReplayBufferSamples,
 ) -> str:
     """The first quantity, in the order the update computes them, that is not finite or out of float32's range."""
@@ -112,7 +113,7 @@ def _non_finite_cause(
         )
     rewards = replay_data.rewards
     return (
-        f"the temperature ent_coef={ent_coef:g} is out of scale with the rewards (this minibatch: "
+        f"the temperature ent_coef={float(ent_coef):g} is out of scale with the rewards (this minibatch: "
         f"{rewards.min().item():.3g} to {rewards.max().item():.3g}): Q / ent_coef and the soft value overflow "
         "float32. Choose ent_coef on the scale of the rewards (the reference code's 1 / reward_scale, "
         "e.g. 0.1 to 1 for rewards of order 1) or rescale the rewards (e.g. VecNormalize(norm_reward=True))."

@@ -32,9 +32,8 @@ def kozachenko_leonenko_entropy(actions: th.Tensor) -> th.Tensor:
     with th.no_grad():
         log_nearest = nearest_neighbour_log_distances(actions, actions[..., :0, :], floor=1e-12)  # [..., K]
         log_unit_ball = dim / 2 * math.log(math.pi) - math.lgamma(dim / 2 + 1)
-        digamma_k = th.special.digamma(th.tensor(float(n_samples))).item()
-        digamma_1 = -0.5772156649015329  # psi(1) = -Euler's constant
-        return digamma_k - digamma_1 + log_unit_ball + dim * log_nearest.mean(dim=-1)
+        digamma_difference = sum(1.0 / k for k in range(1, n_samples))  # psi(K) - psi(1), K an integer
+        return digamma_difference + log_unit_ball + dim * log_nearest.mean(dim=-1)
 
 
 def repulsion_neighbour_order(dim: int) -> int:

@@ -14,15 +14,16 @@ MIN_BANDWIDTH = 1e-3
 
 
 class KernelOutput(NamedTuple):
-    """Values and gradients of a kernel between fixed particles ``x`` and updated particles ``y``.
+    """Values of a kernel between fixed particles ``x`` and updated particles ``y``, and its mean gradient.
 
     :param values: ``kappa(x_j, y_i)``, shape ``[..., Kx, Ky]``.
-    :param grad_x: ``grad_{x_j} kappa(x_j, y_i)``, shape ``[..., Kx, Ky, D]``.
+    :param repulsion: ``mean_j grad_{x_j} kappa(x_j, y_i)``, the repulsive term of the Stein
+        direction (Eq. 13), shape ``[..., Ky, D]``.
     :param bandwidth: ``h``, one per leading index, shape ``[...]``.
     """
 
     values: th.Tensor
-    grad_x: th.Tensor
+    repulsion: th.Tensor
     bandwidth: th.Tensor
 
 
@@ -77,21 +78,23 @@ def adaptive_isotropic_gaussian_kernel(xs: th.Tensor, ys: th.Tensor, scales: tup
 
         d2_ji = ||x_j - y_i||^2
         h     = max(median(d2) / log(Kx), 1e-3)      lower median over all Kx * Ky pairs
-        kappa_ji = mean_s exp(-d2_ji / max(s * h, 1e-3))          over the scales s
-        grad_{x_j} kappa_ji = mean_s -2 (x_j - y_i) / max(s * h, 1e-3) * exp(-d2_ji / max(s * h, 1e-3))
+        kappa_ji = mean_s exp(-d2_ji / h_s),          h_s = max(s * h, 1e-3) over the scales s
+        repulsion_i = mean_j grad_{x_j} kappa_ji
+                    = mean_s -2 / (Kx h_s) * sum_j exp(-d2_ji / h_s) (x_j - y_i)
 
     With the single scale 1 this is the reference code's kernel (Haarnoja et al. 2017, Eq. 13,
     and haarnoja/softqlearning); a mean of RBF kernels is again a positive definite kernel, so
     the fixed point of SVGD is unchanged. The median is the lower median (``torch.median``), as
-    in the reference code; the bandwidth carries no gradient. Example (one scale):
-    ``x = [[0], [0]]``, ``y = [[1]]`` gives ``h = 1 / ln 2``, ``kappa = 0.5`` and
-    ``grad_x kappa = ln 2``.
+    in the reference code; the bandwidth carries no gradient. The distances and the repulsion are
+    matrix products over the particles (``[..., Kx, Ky]`` at most, no ``[..., Kx, Ky, D]`` tensor).
+    Example (one scale): ``x = [[0], [0]]``, ``y = [[1]]`` gives ``h = 1 / ln 2``, ``kappa = 0.5``
+    and ``repulsion = ln 2``.
 
     :param xs: fixed particles, shape ``[..., Kx, D]``.
     :param ys: updated particles, shape ``[..., Ky, D]``.
     :param scales: the bandwidth of each averaged kernel, relative to ``h`` (:func:`bandwidth_scales`).
-    :return: the kernel values ``[..., Kx, Ky]``, their gradients with respect to ``xs``
-        ``[..., Kx, Ky, D]`` and the bandwidth of the first scale ``[...]``.
+    :return: the kernel values ``[..., Kx, Ky]``, the repulsion ``[..., Ky, D]`` and the bandwidth
+        of the first scale ``[...]``.
     :raises ValueError: if the shapes disagree or ``Kx < 2`` (the bandwidth divides by ``log Kx``).
     """
     if xs.shape[:-2] != ys.shape[:-2] or xs.shape[-1] != ys.shape[-1]:
@@ -100,16 +103,20 @@ def adaptive_isotropic_gaussian_kernel(xs: th.Tensor, ys: th.Tensor, scales: tup
     if n_fixed < 2:
         raise ValueError(f"The adaptive kernel needs at least 2 fixed particles, got {n_fixed}")
 
-    diff = xs.unsqueeze(-2) - ys.unsqueeze(-3)  # [..., Kx, Ky, D]
-    dist_sq = diff.pow(2).sum(dim=-1)  # [..., Kx, Ky]
+    # Distances without the mm expansion ||x||^2 + ||y||^2 - 2 x.y, which loses precision for close particles.
+    dist_sq = th.cdist(xs, ys, compute_mode="donot_use_mm_for_euclid_dist").pow(2)  # [..., Kx, Ky]
     median_sq = dist_sq.detach().flatten(start_dim=-2).median(dim=-1).values  # [...]
 
     bandwidths = [(scale * median_sq / np.log(n_fixed)).clamp(min=MIN_BANDWIDTH) for scale in scales]  # each [...]
     values = th.zeros_like(dist_sq)
-    grad_x = th.zeros_like(diff)
+    # sum_j w_ji (x_j - y_i) = (w^T x)_i - y_i * sum_j w_ji, with w_ji = exp(-d2_ji / h_s) / h_s summed over s.
+    weights = th.zeros_like(dist_sq)
     for bandwidth in bandwidths:
         bandwidth_ = bandwidth[..., None, None]
         values_h = th.exp(-dist_sq / bandwidth_)  # [..., Kx, Ky]
         values = values + values_h / len(scales)
-        grad_x = grad_x - 2.0 * diff / bandwidth_.unsqueeze(-1) * values_h.unsqueeze(-1) / len(scales)
-    return KernelOutput(values=values, grad_x=grad_x, bandwidth=bandwidths[0])
+        weights = weights + values_h / bandwidth_
+    weights_t = weights.transpose(-1, -2)  # [..., Ky, Kx]
+    weighted_offsets = weights_t @ xs - ys * weights_t.sum(dim=-1, keepdim=True)  # [..., Ky, D]
+    repulsion = -2.0 / (len(scales) * n_fixed) * weighted_offsets
+    return KernelOutput(values=values, repulsion=repulsion, bandwidth=bandwidths[0])

@@ -45,7 +45,7 @@ from sb3_sql.soft_value import (
 from sb3_sql.svgd import squash_log_jacobian
 
 
-def mlp_on_particles(net: nn.Module, features: th.Tensor, particles: th.Tensor) -> th.Tensor:
+def mlp_on_particles(net: nn.Module, features: th.Tensor, particles: th.Tensor, n_detached: int = 0) -> th.Tensor:
     """``net([features(s), x])`` for ``K`` particles ``x`` per state, computing the state's part once.
 
     The sampler (``[features, noise]``) and the soft Q-function (``[features, action]``) are evaluated
@@ -59,18 +59,35 @@ def mlp_on_particles(net: nn.Module, features: th.Tensor, particles: th.Tensor) 
     :param net: a network on ``[features, x]``, ``F + D`` inputs, usually an ``nn.Sequential`` MLP.
     :param features: ``[batch, F]``.
     :param particles: ``[batch, K, D]``, or ``[K, D]`` for the same particles at every state.
+    :param n_detached: the first ``n_detached`` particles (of each state) are evaluated without gradient
+        (SVGD's fixed particles), so a backward pass skips them; same values. The state's part is
+        still computed once for all ``K``.
     :return: ``net``'s output per particle, ``[batch, K, out]``.
     """
     first = net[0] if isinstance(net, nn.Sequential) and len(net) > 0 else None
     if not isinstance(net, nn.Sequential) or not isinstance(first, nn.Linear):
-        if particles.dim() == 2:
-            particles = particles.unsqueeze(0).expand(features.shape[0], -1, -1)
-        expanded = features.unsqueeze(1).expand(-1, particles.shape[1], -1)  # [batch, K, F]
-        return net(th.cat([expanded, particles], dim=-1))
-    n_features = features.shape[-1]
-    state_part = F.linear(features, first.weight[:, :n_features], first.bias).unsqueeze(1)  # [batch, 1, H]
-    particle_part = F.linear(particles, first.weight[:, n_features:])  # [batch or 1, K, H]
-    return net[1:](state_part + particle_part)
+
+        def concatenated(particles: th.Tensor) -> th.Tensor:
+            if particles.dim() == 2:
+                particles = particles.unsqueeze(0).expand(features.shape[0], -1, -1)
+            expanded = features.unsqueeze(1).expand(-1, particles.shape[1], -1)  # [batch, K, F]
+            return net(th.cat([expanded, particles], dim=-1))
+
+        evaluate = concatenated
+    else:
+        n_features = features.shape[-1]
+        state_part = F.linear(features, first.weight[:, :n_features], first.bias).unsqueeze(1)  # [batch, 1, H]
+
+        def split_first_layer(particles: th.Tensor) -> th.Tensor:
+            particle_part = F.linear(particles, first.weight[:, n_features:])  # [batch or 1, K, H]
+            return net[1:](state_part + particle_part)
+
+        evaluate = split_first_layer
+    if n_detached == 0:
+        return evaluate(particles)
+    with th.no_grad():
+        detached = evaluate(particles[..., :n_detached, :])
+    return th.cat([detached, evaluate(particles[..., n_detached:, :])], dim=-2)
 
 
 #: Initialisations of the linear layers: PyTorch's default, or the reference code's Glorot-uniform weights with zero biases.
@@ -219,16 +236,7 @@ class SamplerNetwork(BasePolicy):
         features = self.extract_features(obs, self.features_extractor)  # [batch, features_dim]
         noise_fn = th.zeros if deterministic else th.randn
         noise = noise_fn((features.shape[0], n_particles, self.action_dim), device=features.device)  # [batch, K, D]
-        pre_tanh = self._pre_tanh
-        if n_detached == 0:
-            return pre_tanh(features, noise)
-        with th.no_grad():
-            detached = pre_tanh(features, noise[:, :n_detached])
-        return th.cat([detached, pre_tanh(features, noise[:, n_detached:])], dim=1)
-
-    def _pre_tanh(self, features: th.Tensor, noise: th.Tensor) -> th.Tensor:
-        """The network's output on ``[features, noise]``, ``[batch, K, D]``, plus the noise with ``noise_skip``."""
-        output = mlp_on_particles(self.pre_tanh_net, features, noise)
+        output = mlp_on_particles(self.pre_tanh_net, features, noise, n_detached=n_detached)
         return output + noise if self.noise_skip else output
 
     def pre_tanh_from_noise(self, obs: PyTorchObs, noise: th.Tensor) -> th.Tensor:
@@ -238,7 +246,8 @@ class SamplerNetwork(BasePolicy):
         :param noise: ``xi``, ``[K, D]`` (the same inputs at every state) or ``[batch, K, D]``.
         """
         features = self.extract_features(obs, self.features_extractor)  # [batch, features_dim]
-        return self._pre_tanh(features, noise)
+        output = mlp_on_particles(self.pre_tanh_net, features, noise)  # [batch, K, D]
+        return output + noise if self.noise_skip else output
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         """One action per state in ``(-1, 1)^D``, shape ``[batch, D]`` (``xi = 0`` if deterministic)."""
@@ -810,7 +819,9 @@ class SoftQPolicy(TemperatureMixin, BasePolicy):
         :param ent_coef: the temperature ``alpha`` (reward units).
         :return: the entropies, shape ``[batch]`` (nats).
         """
-        return th.distributions.Categorical(logits=q_values / ent_coef).entropy()
+        # No argument check (a device read per call): non-finite logits give a non-finite entropy, which the
+        # temperature step's finite check refuses.
+        return th.distributions.Categorical(logits=q_values / ent_coef, validate_args=False).entropy()
 
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self._predict(obs, deterministic=deterministic)

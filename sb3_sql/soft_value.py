@@ -92,9 +92,10 @@ class SquashedGaussianProposal:
             + PROPOSAL_COVARIANCE_SHRINKAGE * diagonal
             + PROPOSAL_COVARIANCE_JITTER * identity
         )
-        # batch shape [batch, 1]: broadcasts against N draws per state
+        # batch shape [batch, 1]: broadcasts against N draws per state. The covariance is positive definite by
+        # construction (jitter on the diagonal), so the argument checks, a third of the proposal's time, are skipped.
         self.pre_tanh_distribution = th.distributions.MultivariateNormal(
-            mean.unsqueeze(1), covariance_matrix=covariance.unsqueeze(1)
+            mean.unsqueeze(1), covariance_matrix=covariance.unsqueeze(1), validate_args=False
         )
 
     def sample_pre_tanh(self, n_draws: int) -> th.Tensor:

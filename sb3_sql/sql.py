@@ -646,10 +646,16 @@ class SQL(OffPolicyAlgorithm):
         4. the temperature step, when ``ent_coef="auto"`` (``_temperature_step``);
         5. the target update, every ``target_update_interval`` steps.
 
-        The temperature of each step is ``policy.temperature_for_update(current_ent_coef())``: the
-        policy's ``log_ent_coef``, learnt or written from ``ent_coef`` before the first step
-        (``_sync_policy_temperature``); for continuous actions a fixed or scheduled ``ent_coef`` is used
-        as the exact float it holds to float32 precision.
+        The temperature of each step is ``policy.temperature_for_update(current_ent_coef())`` for a fixed
+        or scheduled ``ent_coef`` (the policy's ``log_ent_coef``, written before the first step by
+        ``_sync_policy_temperature``; for continuous actions the exact float it holds to float32
+        precision), and the learnt ``exp(log_ent_coef)`` itself, a tensor, with ``ent_coef="auto"``.
+
+        The step reads nothing back from the device but the finiteness of each update before its
+        optimizer step (``check_finite_update``); the logged statistics (``train/*``, means over the
+        call's gradient steps) are read once per call. With a fixed or scheduled temperature the
+        sampler's entropy is only logged: it is estimated from the last gradient step's particles
+        when the log is written (``dump_logs``), not at every step.
         """
         self.policy.set_training_mode(True)
         optimizers = self.policy.network_optimizers()
@@ -657,11 +663,14 @@ class SQL(OffPolicyAlgorithm):
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
         self._sync_policy_temperature()
+        fixed_alpha = None if self.log_ent_coef is not None else self.policy.temperature_for_update(self.current_ent_coef())
 
         stats: dict[str, list[th.Tensor]] = {}
         for gradient_step in range(gradient_steps):
             replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            alpha = self.policy.temperature_for_update(self.current_ent_coef())
+            # A learnt temperature changes every step and is used as the tensor it is.
+            alpha = self.log_ent_coef.detach().exp() if self.log_ent_coef is not None else fixed_alpha
+            assert alpha is not None
 
             target_q_values, next_soft_value = self.soft_q_target(replay_data, alpha)
             current_q_values, state_q_values = self.policy.critic_q_values(
@@ -672,21 +681,24 @@ class SQL(OffPolicyAlgorithm):
             critic_loss = self._critic_loss(current_q_values, target_q_values)
             self.critic.optimizer.zero_grad()
             critic_loss.backward()
-            check_finite_update("critic", critic_loss, self.critic.parameters(), float(alpha), replay_data)
+            check_finite_update("critic", critic_loss, self.critic.parameters(), alpha, replay_data)
             self._clip_grad_norm(self.critic.parameters())
             self.critic.optimizer.step()
 
-            entropy, policy_stats = self._policy_step(replay_data, alpha, state_q_values)
+            with_entropy = self.ent_coef_optimizer is not None
+            entropy, policy_stats = self._policy_step(replay_data, alpha, state_q_values, with_entropy)
             step_stats = {
                 "critic_loss": critic_loss.detach(),
-                "ent_coef": th.as_tensor(alpha).reshape(()),
-                "entropy": entropy,
                 "q_value": current_q_values[0].detach().mean(),
                 "soft_value": next_soft_value.mean(),
                 **policy_stats,
             }
+            if entropy is not None:
+                step_stats["entropy"] = entropy
             if self.ent_coef_optimizer is not None:
-                step_stats["ent_coef_loss"] = self._temperature_step(entropy, float(alpha), replay_data)
+                assert entropy is not None
+                step_stats["ent_coef"] = th.as_tensor(alpha).reshape(())
+                step_stats["ent_coef_loss"] = self._temperature_step(entropy, alpha, replay_data)
 
             # Target update: Polyak averaging every step by default, a hard copy with tau=1.
             if (self._n_updates + gradient_step + 1) % self.target_update_interval == 0:
@@ -699,8 +711,12 @@ class SQL(OffPolicyAlgorithm):
         self._n_updates += gradient_steps
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        for key, values in stats.items():
-            self.logger.record(f"train/{key}", th.stack(values).mean().item())
+        if fixed_alpha is not None:
+            self.logger.record("train/ent_coef", self.current_ent_coef())
+        if stats:
+            means = th.stack([th.stack(values).mean() for values in stats.values()]).tolist()  # the call's one read
+            for key, mean in zip(stats, means, strict=True):
+                self.logger.record(f"train/{key}", mean)
 
     def soft_q_target(
         self, replay_data: ReplayBufferSamples | DictReplayBufferSamples, alpha: float | th.Tensor
@@ -744,7 +760,8 @@ class SQL(OffPolicyAlgorithm):
         replay_data: ReplayBufferSamples | DictReplayBufferSamples,
         alpha: float | th.Tensor,
         state_q_values: th.Tensor | None,
-    ) -> tuple[th.Tensor, dict[str, th.Tensor]]:
+        with_entropy: bool = True,
+    ) -> tuple[th.Tensor | None, dict[str, th.Tensor]]:
         """The policy's part of a gradient step, after the critic step, and the policy's entropy.
 
         With a sampler (``SVGDPolicy``, continuous actions): one sampler step along the Stein
@@ -754,21 +771,23 @@ class SQL(OffPolicyAlgorithm):
         critic (Eq. 6): nothing to step, and its entropy is exact, at the Q-values of the critic step.
 
         :param replay_data: the minibatch of the step (``batch`` states).
-        :param alpha: the temperature of the step (reward units).
+        :param alpha: the temperature of the step (reward units): a float, or a tensor of shape ``[1]``.
         :param state_q_values: ``min_i Q_i(s, .)``, ``[batch, A]``, from ``policy.critic_q_values``
             (None for a sampler).
-        :return: the mean entropy over the states (nats, a scalar without gradient) and the step's
-            statistics of the sampler (``actor_loss``, ``kernel_bandwidth``, ``saturated_fraction``;
+        :param with_entropy: estimate the sampler's entropy; else None is returned in its place and the
+            particles are kept for ``dump_logs`` (the exact entropy of discrete actions is always returned).
+        :return: the mean entropy over the states (nats, a scalar without gradient), or None, and the
+            step's statistics of the sampler (``actor_loss``, ``kernel_bandwidth``, ``saturated_fraction``;
             none without a sampler), scalar tensors keyed by logger name without ``train/``.
         """
         if isinstance(self.policy, SoftQPolicy):
             assert state_q_values is not None
             return self.policy.boltzmann_entropy(state_q_values, alpha).mean(), {}
 
-        actor_loss, kernel, pre_tanh = self.sampler_loss(replay_data.observations, float(alpha))
+        actor_loss, kernel, pre_tanh = self.sampler_loss(replay_data.observations, alpha)
         self.actor.optimizer.zero_grad()
         actor_loss.backward()
-        check_finite_update("sampler", actor_loss, self.actor.parameters(), float(alpha), replay_data)
+        check_finite_update("sampler", actor_loss, self.actor.parameters(), alpha, replay_data)
         self._clip_grad_norm(self.actor.parameters())
         self.actor.optimizer.step()
 
@@ -778,10 +797,26 @@ class SQL(OffPolicyAlgorithm):
             "kernel_bandwidth": kernel.bandwidth.mean(),
             "saturated_fraction": (actions.abs() > SATURATION_THRESHOLD).float().mean(),
         }
-        return kozachenko_leonenko_entropy(actions).mean(), sampler_stats
+        if with_entropy:
+            return kozachenko_leonenko_entropy(actions).mean(), sampler_stats
+        self._logged_sampler_actions: th.Tensor | None = actions  # [batch, K, D], for dump_logs
+        return None, sampler_stats
+
+    def dump_logs(self) -> None:
+        """SB3's ``dump_logs``, with ``train/entropy`` estimated now when the temperature is fixed or scheduled.
+
+        The sampler's entropy then serves only the log, so ``train()`` keeps the last gradient step's
+        particles and their Kozachenko-Leonenko estimate (``sb3_sql.entropy``) is computed here, once
+        per written log, instead of at every gradient step: the same value as an estimate at that step.
+        """
+        actions = getattr(self, "_logged_sampler_actions", None)
+        if actions is not None:
+            self.logger.record("train/entropy", kozachenko_leonenko_entropy(actions).mean().item())
+            self._logged_sampler_actions = None
+        super().dump_logs()
 
     def _temperature_step(
-        self, entropy: th.Tensor, alpha: float, replay_data: ReplayBufferSamples | DictReplayBufferSamples
+        self, entropy: th.Tensor, alpha: float | th.Tensor, replay_data: ReplayBufferSamples | DictReplayBufferSamples
     ) -> th.Tensor:
         """One step of the automatic temperature, as in SAC: ``alpha`` rises when the entropy is below the target.
 
@@ -837,14 +872,14 @@ class SQL(OffPolicyAlgorithm):
             return None
         return th.tensor(self.current_ent_coef(), device=self.device)
 
-    def sampler_loss(self, observations: PyTorchObs, alpha: float) -> tuple[th.Tensor, KernelOutput, th.Tensor]:
+    def sampler_loss(self, observations: PyTorchObs, alpha: float | th.Tensor) -> tuple[th.Tensor, KernelOutput, th.Tensor]:
         """The amortized SVGD loss of the sampler on a batch of states (Eq. 13 and 14).
 
         The energy is ``self.critic`` (its parameters get no gradient); composition
         (``sb3_sql.compose``) calls this with a composed critic.
 
         :param observations: states, ``batch`` of them.
-        :param alpha: the temperature (reward units).
+        :param alpha: the temperature (reward units): a float, or a tensor of shape ``[1]`` or ``[]``.
         :return: the loss whose gradient moves the sampler along the Stein direction (a scalar),
             the kernel (its ``bandwidth`` is logged), and the pre-tanh particles ``[batch, K, D]``.
         """
@@ -1002,8 +1037,10 @@ class SQL(OffPolicyAlgorithm):
         super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
 
     def _excluded_save_params(self) -> list[str]:
-        # log_ent_coef is the policy's (saved with it) and, when learnt, also a PyTorch variable.
-        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "log_ent_coef"]
+        # log_ent_coef is the policy's (saved with it) and, when learnt, also a PyTorch variable; the particles
+        # kept for the next log are not part of the model.
+        excluded = ["actor", "critic", "critic_target", "log_ent_coef", "_logged_sampler_actions"]
+        return [*super()._excluded_save_params(), *excluded]
 
     def _sync_policy_temperature(self) -> None:
         """A fixed or scheduled ``ent_coef``: write its current value into the policy's ``log_ent_coef``.

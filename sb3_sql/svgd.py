@@ -22,15 +22,17 @@ def stein_direction(kernel: KernelOutput, grad_log_p: th.Tensor) -> th.Tensor:
         phi(y_i) = mean_j [ kappa(x_j, y_i) * grad log p(x_j) + grad_{x_j} kappa(x_j, y_i) ]
 
     The first term drives the updated particles towards high density; the second (the kernel
-    gradient) repels them from each other and keeps the particles spread over all modes.
+    gradient, ``kernel.repulsion``) repels them from each other and keeps the particles spread
+    over all modes. The driving term is a matrix product, ``kappa^T grad log p / Kx``.
 
     :param kernel: kernel between the fixed particles ``x`` (``Kx``) and the updated particles
-        ``y`` (``Ky``): values ``[..., Kx, Ky]``, gradient ``[..., Kx, Ky, D]``.
+        ``y`` (``Ky``): values ``[..., Kx, Ky]``, repulsion ``[..., Ky, D]``.
     :param grad_log_p: gradient of the target log-density at the fixed particles, ``[..., Kx, D]``.
     :return: the direction ``phi``, shape ``[..., Ky, D]``.
     """
-    driving = kernel.values.unsqueeze(-1) * grad_log_p.unsqueeze(-2)  # [..., Kx, Ky, D]
-    return (driving + kernel.grad_x).mean(dim=-3)
+    n_fixed = grad_log_p.shape[-2]
+    driving = kernel.values.transpose(-1, -2) @ grad_log_p / n_fixed  # [..., Ky, D]
+    return driving + kernel.repulsion
 
 
 def squash_log_jacobian(pre_tanh: th.Tensor) -> th.Tensor:

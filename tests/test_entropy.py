@@ -71,3 +71,13 @@ def test_repulsion_neighbour_order_is_the_smallest_with_a_finite_mean_repulsion(
     assert [repulsion_neighbour_order(dim) for dim in (1, 2, 6, 17)] == [2, 1, 1, 1]
     with pytest.raises(ValueError, match="at least 1"):
         repulsion_neighbour_order(0)
+
+
+@pytest.mark.parametrize("n_samples", [2, 3, 16, 32])
+def test_estimate_uses_the_digamma_of_the_sample_count(n_samples):
+    # K samples on a line, 1 apart: every nearest neighbour at distance 1, so the estimate is
+    # psi(K) - psi(1) + log V_1 with V_1 = 2, psi(1) = -Euler's constant.
+    samples = th.arange(n_samples, dtype=th.float64).reshape(1, n_samples, 1)
+    digamma = th.special.digamma(th.tensor(float(n_samples), dtype=th.float64)).item()
+    expected = digamma + 0.5772156649015329 + math.log(2.0)
+    assert kozachenko_leonenko_entropy(samples).item() == pytest.approx(expected, rel=1e-12)

@@ -15,7 +15,7 @@ def test_closed_form_case():
     kernel = adaptive_isotropic_gaussian_kernel(th.zeros(2, 1), th.ones(1, 1))
     assert kernel.bandwidth.item() == pytest.approx(1 / math.log(2))
     assert kernel.values.squeeze().tolist() == pytest.approx([0.5, 0.5])
-    assert kernel.grad_x.squeeze().tolist() == pytest.approx([math.log(2), math.log(2)])
+    assert kernel.repulsion.squeeze().tolist() == pytest.approx(math.log(2))
 
 
 def test_gradient_matches_autograd():
@@ -24,12 +24,12 @@ def test_gradient_matches_autograd():
     ys = th.randn(3, 6, 4, dtype=th.float64)
     kernel = adaptive_isotropic_gaussian_kernel(xs, ys)
     assert kernel.values.shape == (3, 5, 6)
-    assert kernel.grad_x.shape == (3, 5, 6, 4)
+    assert kernel.repulsion.shape == (3, 6, 4)
     assert kernel.bandwidth.shape == (3,)
     # kappa_ji depends on x_j only, so the gradient of sum_j kappa_ji w.r.t. x_j is grad_{x_j} kappa_ji.
     for i in range(ys.shape[1]):
         (expected,) = th.autograd.grad(kernel.values[..., i].sum(), xs, retain_graph=True)
-        th.testing.assert_close(kernel.grad_x[..., i, :], expected)
+        th.testing.assert_close(kernel.repulsion[..., i, :], expected.mean(dim=-2))
 
 
 def test_bandwidth_uses_lower_median():
@@ -62,9 +62,9 @@ def test_kernel_is_finite_and_shaped_for_any_particles(particles):
     kernel = adaptive_isotropic_gaussian_kernel(xs, ys)
     (batch, n_fixed, dim), n_updated = xs.shape, ys.shape[1]
     assert kernel.values.shape == (batch, n_fixed, n_updated)
-    assert kernel.grad_x.shape == (batch, n_fixed, n_updated, dim)
+    assert kernel.repulsion.shape == (batch, n_updated, dim)
     assert kernel.bandwidth.shape == (batch,)
-    assert th.isfinite(kernel.grad_x).all() and th.isfinite(kernel.bandwidth).all()
+    assert th.isfinite(kernel.repulsion).all() and th.isfinite(kernel.bandwidth).all()
     assert ((kernel.values >= 0) & (kernel.values <= 1)).all()
     assert (kernel.bandwidth >= MIN_BANDWIDTH).all()
 
@@ -72,12 +72,13 @@ def test_kernel_is_finite_and_shaped_for_any_particles(particles):
 @PROPERTY_SETTINGS
 @given(particle_sets(n_sets=1))
 def test_kernel_is_symmetric_in_its_distance(particles):
-    # Swapping the two sets transposes the distances: same median, same values, opposite gradients.
+    # Swapping the two sets transposes the distances: same median, same values, opposite gradients
+    # (summed over all pairs, the repulsions of the two directions cancel).
     (xs,) = particles
     ys = xs.flip(-2) + 0.5 * xs.std()
     forward, backward = adaptive_isotropic_gaussian_kernel(xs, ys), adaptive_isotropic_gaussian_kernel(ys, xs)
     th.testing.assert_close(forward.values, backward.values.transpose(-1, -2))
-    th.testing.assert_close(forward.grad_x, -backward.grad_x.transpose(-2, -3))
+    th.testing.assert_close(forward.repulsion.sum(dim=-2), -backward.repulsion.sum(dim=-2))
     th.testing.assert_close(forward.bandwidth, backward.bandwidth)
 
 

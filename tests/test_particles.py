@@ -67,3 +67,21 @@ def test_sql_networks_on_particles_equal_the_concatenated_input():
         .values
     )
     th.testing.assert_close(policy.particle_q_values(policy.critic, obs, actions), expected)
+
+
+@pytest.mark.parametrize("first_linear", [True, False])
+def test_detached_particles_keep_their_values_and_only_the_others_carry_gradient(first_linear):
+    th.manual_seed(0)
+    layers = create_mlp(5 + 3, 2, [16, 8], nn.Tanh)
+    net = nn.Sequential(*(layers if first_linear else [nn.Identity(), *layers])).double()
+    features = th.randn(4, 5, dtype=th.float64, requires_grad=True)
+    particles = th.randn(4, 6, 3, dtype=th.float64)
+    split = mlp_on_particles(net, features, particles, n_detached=4)
+    plain = concatenated(net, features, particles)
+    th.testing.assert_close(split, plain, rtol=1e-12, atol=1e-12)
+    weights = th.randn_like(plain)
+    inputs = [features, *net.parameters()]
+    split_grads = th.autograd.grad((split * weights).sum(), inputs)
+    updated_grads = th.autograd.grad((plain[:, 4:] * weights[:, 4:]).sum(), inputs)
+    for split_grad, updated_grad in zip(split_grads, updated_grads, strict=True):
+        th.testing.assert_close(split_grad, updated_grad, rtol=1e-12, atol=1e-12)

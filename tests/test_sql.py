@@ -1,4 +1,5 @@
 import csv
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -611,3 +612,83 @@ def test_fixed_temperature_has_no_log_ent_coef_and_logs_the_entropy(tmp_path):
     assert model.log_ent_coef is None and model.ent_coef_optimizer is None
     with open(tmp_path / "progress.csv") as progress:
         assert np.isfinite(float(list(csv.DictReader(progress))[-1]["train/entropy"]))
+
+
+@pytest.mark.parametrize(
+    "env, kwargs, reads_per_step",
+    [
+        ("Pendulum-v1", {}, 2),  # the finite checks of the critic and the sampler
+        ("Pendulum-v1", {"ent_coef": "auto"}, 3),  # and of the temperature
+        ("CartPole-v1", {"ent_coef": "auto"}, 2),  # the critic and the temperature
+    ],
+)
+def test_train_reads_from_the_device_once_per_check_and_once_for_the_logger(monkeypatch, env, kwargs, reads_per_step):
+    model = SQL("MlpPolicy", env, learning_starts=64, batch_size=16, seed=0, policy_kwargs={"net_arch": [16]}, **kwargs)
+    model.learn(64)
+    reads = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "numpy"):
+        original = getattr(th.Tensor, name)
+
+        def counted(tensor, *args, _name=name, _original=original, **kwargs):
+            # PyTorch's optimizers read their step counts, host tensors unless capturable: not a device read.
+            if "torch/optim" not in sys._getframe(1).f_code.co_filename:
+                reads.append(_name)
+            return _original(tensor, *args, **kwargs)
+
+        monkeypatch.setattr(th.Tensor, name, counted)
+    model.train(gradient_steps=5, batch_size=16)
+    monkeypatch.undo()
+    assert sorted(reads) == sorted(["__bool__"] * (5 * reads_per_step) + ["tolist"])
+    assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
+
+
+def test_a_learnt_temperature_used_as_a_tensor_gives_the_numbers_of_its_float():
+    model = small_model(ent_coef="auto_0.3", learning_starts=50)
+    model.learn(60)
+    replay_data = model.replay_buffer.sample(32)
+    alpha = model.log_ent_coef.detach().exp()  # what train() uses, shape [1]
+    results = []
+    for temperature in (alpha, float(alpha)):
+        th.manual_seed(0)
+        target, soft_value = model.soft_q_target(replay_data, temperature)
+        actor_loss, kernel, pre_tanh = model.sampler_loss(replay_data.observations, temperature)
+        results.append((target, soft_value, actor_loss, kernel.values, pre_tanh))
+    for from_tensor, from_float in zip(*results, strict=True):
+        th.testing.assert_close(from_tensor.detach(), from_float.detach(), rtol=1e-6, atol=1e-6)
+    assert results[0][0].shape == (32, 1) and results[0][2].shape == ()
+
+
+@pytest.mark.parametrize("ent_coef, estimates_per_step", [(0.1, 0), ("auto", 1)])
+def test_sampler_entropy_is_estimated_every_step_only_for_a_learnt_temperature(
+    monkeypatch, tmp_path, ent_coef, estimates_per_step
+):
+    import sb3_sql.sql as sql_module
+
+    model = small_model(ent_coef=ent_coef, learning_starts=50)
+    model.learn(60)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    estimates = []
+    estimate = sql_module.kozachenko_leonenko_entropy
+    monkeypatch.setattr(
+        sql_module, "kozachenko_leonenko_entropy", lambda actions: estimates.append(actions) or estimate(actions)
+    )
+    model.train(gradient_steps=5, batch_size=32)
+    assert len(estimates) == 5 * estimates_per_step
+    if estimates_per_step == 0:
+        # Estimated once, when the log is written, from the last step's particles.
+        kept = model._logged_sampler_actions
+        assert kept is not None and kept.shape == (32, model.kernel_n_particles, 1)
+        model.dump_logs()
+        assert len(estimates) == 1 and estimates[0] is kept
+        assert model._logged_sampler_actions is None
+        with open(tmp_path / "progress.csv") as progress:
+            logged = float(list(csv.DictReader(progress))[-1]["train/entropy"])
+        assert logged == pytest.approx(estimate(kept).mean().item(), rel=1e-6)
+
+
+def test_kept_particles_are_not_saved(tmp_path):
+    model = small_model(learning_starts=50)
+    model.learn(60)
+    assert model._logged_sampler_actions is not None
+    model.save(tmp_path / "model")
+    assert "_logged_sampler_actions" not in SQL.load(tmp_path / "model").__dict__
