@@ -652,8 +652,9 @@ class SQL(OffPolicyAlgorithm):
         precision), and the learnt ``exp(log_ent_coef)`` itself, a tensor, with ``ent_coef="auto"``.
 
         The step reads nothing back from the device but the finiteness of each update before its
-        optimizer step (``check_finite_update``); the logged statistics (``train/*``, means over the
-        call's gradient steps) are read once per call. With a fixed or scheduled temperature the
+        optimizer step (``check_finite_update``); a learnt temperature is read and checked once per
+        call, before the first step (``current_ent_coef``), and the logged statistics (``train/*``,
+        means over the call's gradient steps) are read once per call. With a fixed or scheduled temperature the
         sampler's entropy is only logged: it is estimated from the last gradient step's particles
         when the log is written (``dump_logs``), not at every step.
         """
@@ -663,7 +664,9 @@ class SQL(OffPolicyAlgorithm):
             optimizers.append(self.ent_coef_optimizer)
         self._update_learning_rate(optimizers)
         self._sync_policy_temperature()
-        fixed_alpha = None if self.log_ent_coef is not None else self.policy.temperature_for_update(self.current_ent_coef())
+        # Checked once per call: within it, a learnt temperature only moves by checked optimizer steps.
+        checked_alpha = self.current_ent_coef()
+        fixed_alpha = None if self.log_ent_coef is not None else self.policy.temperature_for_update(checked_alpha)
 
         stats: dict[str, list[th.Tensor]] = {}
         for gradient_step in range(gradient_steps):

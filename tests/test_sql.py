@@ -615,14 +615,18 @@ def test_fixed_temperature_has_no_log_ent_coef_and_logs_the_entropy(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "env, kwargs, reads_per_step",
+    "env, kwargs, reads_per_step, reads_per_call",
     [
-        ("Pendulum-v1", {}, 2),  # the finite checks of the critic and the sampler
-        ("Pendulum-v1", {"ent_coef": "auto"}, 3),  # and of the temperature
-        ("CartPole-v1", {"ent_coef": "auto"}, 2),  # the critic and the temperature
+        # the finite checks of the critic and the sampler; the logger's statistics
+        ("Pendulum-v1", {}, 2, ["tolist"]),
+        # and of the temperature; the learnt temperature's check before the first step
+        ("Pendulum-v1", {"ent_coef": "auto"}, 3, ["tolist", "__float__"]),
+        ("CartPole-v1", {"ent_coef": "auto"}, 2, ["tolist", "__float__"]),  # the critic and the temperature
     ],
 )
-def test_train_reads_from_the_device_once_per_check_and_once_for_the_logger(monkeypatch, env, kwargs, reads_per_step):
+def test_train_reads_from_the_device_once_per_check_and_once_per_call(
+    monkeypatch, env, kwargs, reads_per_step, reads_per_call
+):
     model = SQL("MlpPolicy", env, learning_starts=64, batch_size=16, seed=0, policy_kwargs={"net_arch": [16]}, **kwargs)
     model.learn(64)
     reads = []
@@ -638,7 +642,7 @@ def test_train_reads_from_the_device_once_per_check_and_once_for_the_logger(monk
         monkeypatch.setattr(th.Tensor, name, counted)
     model.train(gradient_steps=5, batch_size=16)
     monkeypatch.undo()
-    assert sorted(reads) == sorted(["__bool__"] * (5 * reads_per_step) + ["tolist"])
+    assert sorted(reads) == sorted(["__bool__"] * (5 * reads_per_step) + reads_per_call)
     assert np.isfinite(model.logger.name_to_value["train/critic_loss"])
 
 
