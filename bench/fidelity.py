@@ -574,12 +574,7 @@ def contextual_table(args: argparse.Namespace, steps: int, n_draws: int) -> list
                     model.policy.acting_n_candidates = n_candidates
                     acting = [contextual_scores(target, exact[s], s, draw_acting(model, n_draws, s)) for s in exact]
                     row = {
-                        "target": name,
-                        "alpha": alpha,
-                        "seed": seed,
-                        "protocol": args.protocol,
-                        "steps": steps,
-                        "sql_kwargs": json.dumps(args.sql_kwargs),
+                        **run_columns(name, alpha, seed, args, steps),
                         "tv_sampler": float(np.mean([tv for tv, _ in sampler])),
                         "worst_tv_sampler": max(tv for tv, _ in sampler),
                         "max_mode_error_sampler": max(error for _, error in sampler),
@@ -619,6 +614,18 @@ def append_csv(path: Path, rows: list[dict]) -> None:
             writer.writeheader()
         writer.writerows(rows)
     print(f"appended to {path}")
+
+
+def run_columns(name: str, alpha: float, seed: int, args: argparse.Namespace, steps: int) -> dict:
+    """The CSV columns that say which run a row is from."""
+    return {
+        "target": name,
+        "alpha": alpha,
+        "seed": seed,
+        "protocol": args.protocol,
+        "steps": steps,
+        "sql_kwargs": json.dumps(args.sql_kwargs),
+    }
 
 
 def main() -> None:
@@ -697,12 +704,7 @@ def main() -> None:
                     )
                     rows.append(
                         {
-                            "target": name,
-                            "alpha": alpha,
-                            "seed": seed,
-                            "protocol": args.protocol,
-                            "steps": steps,
-                            "sql_kwargs": json.dumps(args.sql_kwargs),
+                            **run_columns(name, alpha, seed, args, steps),
                             **{k: v for k, v in result.items() if k != "modes"},
                             "modes": json.dumps(result["modes"]),
                             "exact_modes": json.dumps(exact["modes"]),

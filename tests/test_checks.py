@@ -89,20 +89,19 @@ def test_non_finite_gradients_with_a_finite_loss_are_refused(tiny_model, network
     assert same(before, parameters(module))
 
 
-def test_nan_reward_in_the_buffer_is_named_in_the_error(tiny_model):
+@pytest.mark.parametrize(
+    "field, message",
+    [
+        ("rewards", r"critic loss is nan.*sampled rewards contain NaN or Inf.*VecCheckNan"),
+        ("observations", r"critic loss is nan.*sampled observations contain NaN or Inf"),
+    ],
+)
+def test_nan_in_the_buffer_is_named_in_the_error(tiny_model, field, message):
     # Transitions are checked before they are stored; a buffer filled otherwise (loaded, written to) still is.
     model = tiny_model("Pendulum-v1")
     model.learn(model.learning_starts)
-    model.replay_buffer.rewards[:] = np.nan
-    with pytest.raises(FloatingPointError, match=r"critic loss is nan.*sampled rewards contain NaN or Inf.*VecCheckNan"):
-        model.train(gradient_steps=1, batch_size=model.batch_size)
-
-
-def test_nan_observation_in_the_buffer_is_named_in_the_error(tiny_model):
-    model = tiny_model("Pendulum-v1")
-    model.learn(model.learning_starts)
-    model.replay_buffer.observations[:] = np.nan
-    with pytest.raises(FloatingPointError, match=r"critic loss is nan.*sampled observations contain NaN or Inf"):
+    getattr(model.replay_buffer, field)[:] = np.nan
+    with pytest.raises(FloatingPointError, match=message):
         model.train(gradient_steps=1, batch_size=model.batch_size)
 
 
