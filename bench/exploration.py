@@ -1,4 +1,4 @@
-"""The exploration experiments of issue 16, SQL vs SB3 SAC: maze, blocked passage, finish line.
+"""The exploration experiments, SQL vs SB3 SAC: maze, blocked passage, finish line.
 
 Haarnoja et al., ICML 2017, section 5.2: a multimodal policy finds the way that a policy committed
 to one mode misses, and adapts when the world changes. One invocation runs one cell, a (task,

@@ -35,7 +35,7 @@ from sb3_sql.zoo import load_hyperparams
 
 ENV_ID = "MultiGoal-v0"
 COLUMNS = [f"goal_{tuple(goal.astype(int).tolist())}" for goal in GOALS] + ["no_goal"]
-# The share of episodes below which a goal does not count as reached "reliably" (issue 4).
+# The share of episodes below which a goal does not count as reached "reliably".
 MIN_SHARE = 0.10
 
 
