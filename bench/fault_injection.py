@@ -104,7 +104,8 @@ def worker_command(save_path: Path, args: argparse.Namespace) -> list[str]:
 
 
 def child_environment() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    python_path = [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, python_path))}
 
 
 def timed_run(save_path: Path, args: argparse.Namespace) -> tuple[float, float]:

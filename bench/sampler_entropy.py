@@ -20,8 +20,18 @@ stochastic policy, keeping every tenth state. Two measurements at those states:
   the two entropies, the expected soft Q-value under both (reward units), and the share of action
   coordinates within 0.01 of the box's edge under both.
 
+``--acting-candidates M [M ...]`` adds the policy that acts by sampling-importance-resampling
+(``acting_n_candidates=M``, ``sb3_sql.acting``): its actions have no density, so its distance is
+bounded instead of estimated. With ``w = p~(u) / r(u)`` the weights of ``M`` candidates of the
+proposal ``r``, ``KL(q_M || p) <= log Z - E_r[log mean_m w_m]`` (the gap of the importance-weighted
+bound, Burda et al., ICLR 2016, bounds the resampled marginal's divergence: Domke and Sheldon,
+NeurIPS 2018, Theorem 1); the proposal is drawn anew at each action, and the divergence of that
+mixture is at most the mean over its draws (convexity). ``E_r`` is a mean over
+``RESAMPLED_REPEATS`` proposals and candidate sets per state; no entropy estimator enters.
+
     python bench/sampler_entropy.py bench/results/curves_v2/Hopper-v5_SQL_seed0.zip Hopper-v5
     python bench/sampler_entropy.py <model.zip> HalfCheetah-v5 --fidelity
+    python bench/sampler_entropy.py <model.zip> HalfCheetah-v5 --fidelity --acting-candidates 16 64 256
 
 ``--retrain N`` then trains the sampler alone (SQL's sampler loss, the critic frozen) for ``N`` more
 steps on minibatches of states, and measures again after 250, 1000 and ``N`` steps: on the measured
@@ -41,6 +51,7 @@ import numpy as np
 import torch as th
 
 from sb3_sql import SQL
+from sb3_sql.acting import PROPOSAL_CENTRES, KernelDensityProposal
 from sb3_sql.entropy import kozachenko_leonenko_entropy
 from sb3_sql.soft_value import (
     ACTION_CLAMP,
@@ -60,6 +71,8 @@ REFITS = 3
 WIDEN = 2.0
 #: An action coordinate this close to -1 or 1 counts as at the box's edge.
 EDGE = 0.01
+#: Proposals and candidate sets per state behind the resampled policy's bound (``--acting-candidates``).
+RESAMPLED_REPEATS = 64
 
 
 def visited_states(model: SQL, env_id: str, steps: int = 2000, every: int = 10, seed: int = 123) -> np.ndarray:
@@ -118,15 +131,35 @@ def importance_draws(
     """
     action_dim = fit.pre_tanh_distribution.event_shape[0]
     n_uniform = n_uniform_draws(n_proposal, UNIFORM_SHARE)
-    uniform = 2.0 * th.rand(1, n_uniform, action_dim) - 1.0
+    uniform = 2.0 * th.rand(1, n_uniform, action_dim, device=observation.device) - 1.0
     drawn = th.cat([uniform, th.tanh(fit.sample_pre_tanh(n_proposal - n_uniform))], dim=1)  # [1, M, D]
     log_r = defensive_mixture_log_density(fit.log_density(drawn), action_dim, n_uniform / n_proposal)
     q_drawn = policy.particle_q_values(critic, observation, drawn)  # [1, M]
     return drawn, q_drawn, q_drawn / alpha - log_r
 
 
-def fidelity_at_state(model: SQL, observation: th.Tensor, n_proposal: int, n_sampler: int) -> dict:
-    """The sampler against ``exp(Q / alpha)`` at one state (``observation`` of batch 1); see the module docstring."""
+def resampled_kl_bound(model: SQL, observation: th.Tensor, alpha: float, log_z: float, n_candidates: int) -> float:
+    """Upper bound (nats) on ``KL(q_M || p)`` of the resampling policy with ``M = n_candidates`` at one state.
+
+    ``log Z - mean_r log mean_m w_m`` over :data:`RESAMPLED_REPEATS` proposals (each on its own
+    sampler particles, as at every action) and ``M`` candidates each, ``w`` the pre-tanh weights of
+    ``SVGDPolicy.resampled_pre_tanh``; see the module docstring.
+    """
+    observations = observation.expand(RESAMPLED_REPEATS, -1)  # [R, obs_dim]
+    proposal = KernelDensityProposal(model.actor.pre_tanh_particles(observations, PROPOSAL_CENTRES))
+    candidates = proposal.sample(n_candidates)  # [R, M, D]
+    q_values = model.policy.particle_q_values(model.critic, observations, th.tanh(candidates))  # [R, M]
+    log_w = q_values / alpha + squash_log_jacobian(candidates) - proposal.log_density(candidates)
+    return log_z - (th.logsumexp(log_w, dim=-1) - math.log(n_candidates)).mean().item()
+
+
+def fidelity_at_state(
+    model: SQL, observation: th.Tensor, n_proposal: int, n_sampler: int, acting_candidates: tuple[int, ...] = ()
+) -> dict:
+    """The sampler against ``exp(Q / alpha)`` at one state (``observation`` of batch 1); see the module docstring.
+
+    With ``acting_candidates``, also :func:`resampled_kl_bound` for each ``M`` (keys ``kl_resampled_<M>``).
+    """
     policy, critic = model.policy, model.critic
     alpha = model.current_ent_coef()
     action_dim = model.actor.action_dim
@@ -139,7 +172,7 @@ def fidelity_at_state(model: SQL, observation: th.Tensor, n_proposal: int, n_sam
             mean = weights @ pre_tanh_drawn
             centred = pre_tanh_drawn - mean
             covariance = (weights.unsqueeze(-1) * centred).T @ centred
-            covariance = WIDEN * covariance + 1e-4 * th.eye(action_dim)
+            covariance = WIDEN * covariance + 1e-4 * th.eye(action_dim, device=observation.device)
             fit = RefittedProposal(mean.unsqueeze(0), covariance.unsqueeze(0))
         drawn, q_drawn, log_w = importance_draws(policy, critic, observation, alpha, fit, n_proposal)
         log_z = (th.logsumexp(log_w, dim=-1) - math.log(n_proposal)).item()
@@ -156,8 +189,10 @@ def fidelity_at_state(model: SQL, observation: th.Tensor, n_proposal: int, n_sam
         check_draws = fit.sample_pre_tanh(n_sampler)
         estimated = kozachenko_leonenko_entropy(th.tanh(check_draws)).item()
         estimator_error = estimated - squashed_gaussian_entropy(fit, check_draws).item()
+        resampled = {f"kl_resampled_{m}": resampled_kl_bound(model, observation, alpha, log_z, m) for m in acting_candidates}
     entropy_p = log_z - q_p / alpha
     return {
+        **resampled,
         "kl": -entropy_q - q_q / alpha + log_z,
         "log_z": log_z,
         "entropy_q": entropy_q,
@@ -171,10 +206,14 @@ def fidelity_at_state(model: SQL, observation: th.Tensor, n_proposal: int, n_sam
     }
 
 
-def fidelity_report(model: SQL, env_id: str, states: np.ndarray, n_proposal: int, n_sampler: int) -> None:
+def fidelity_report(
+    model: SQL, env_id: str, states: np.ndarray, n_proposal: int, n_sampler: int, acting_candidates: tuple[int, ...] = ()
+) -> None:
     """Print the per-state means (and medians) of :func:`fidelity_at_state` over ``states``."""
     observations, _ = model.policy.obs_to_tensor(states)
-    rows = [fidelity_at_state(model, observations[i : i + 1], n_proposal, n_sampler) for i in range(len(states))]
+    rows = [
+        fidelity_at_state(model, observations[i : i + 1], n_proposal, n_sampler, acting_candidates) for i in range(len(states))
+    ]
     table = {key: np.array([row[key] for row in rows]) for key in rows[0]}
     print(
         f"{env_id}, ent_coef {model.current_ent_coef():.4f}, D = {model.actor.action_dim}, {len(states)} states, "
@@ -191,6 +230,7 @@ def fidelity_report(model: SQL, env_id: str, states: np.ndarray, n_proposal: int
         "log_z": "log Z(s)",
         "ess": "effective sample size of the M draws",
         "estimator_error": "entropy estimator's error on the fitted Gaussian, nats",
+        **{f"kl_resampled_{m}": f"KL bound of the resampling policy, M = {m}, nats" for m in acting_candidates},
     }
     for key, label in labels.items():
         print(f"  {label}: {table[key].mean():.3f} / {np.median(table[key]):.3f}")
@@ -218,6 +258,9 @@ def main() -> None:
     parser.add_argument("--retrain", type=int, default=0, help="with --fidelity: sampler steps on a frozen critic, then again")
     parser.add_argument("--retrain-on", choices=("measured", "other"), default="other")
     parser.add_argument("--fresh-sampler", help="with --retrain: hidden layers of a fresh sampler, e.g. 256,256")
+    parser.add_argument(
+        "--acting-candidates", type=int, nargs="*", default=[], help="with --fidelity: M of the resampling policy's bound"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     th.set_num_threads(1)
@@ -228,7 +271,7 @@ def main() -> None:
         entropy_report(model, args.env_id, states)
         return
     chosen = np.linspace(0, len(states) - 1, args.n_states).round().astype(int)
-    fidelity_report(model, args.env_id, states[chosen], args.proposal_draws, args.sampler_draws)
+    fidelity_report(model, args.env_id, states[chosen], args.proposal_draws, args.sampler_draws, tuple(args.acting_candidates))
     if args.retrain:
         if args.fresh_sampler:
             model.policy.sampler_kwargs["net_arch"] = [int(width) for width in args.fresh_sampler.split(",")]

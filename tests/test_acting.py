@@ -47,7 +47,7 @@ class FourModesSampler(th.nn.Module):
 
 
 def four_modes_model() -> SQL:
-    model = SQL("MlpPolicy", OneStateEnv(2), ent_coef=1.0, seed=0, policy_kwargs={"sampler_noise_skip": False})
+    model = SQL("MlpPolicy", OneStateEnv(2), ent_coef=1.0, seed=0, device="cpu", policy_kwargs={"sampler_noise_skip": False})
     model.critic.q_networks = th.nn.ModuleList([FourModesQ()])
     model.actor.pre_tanh_net = FourModesSampler()
     return model
@@ -144,7 +144,7 @@ def test_importance_resample_draws_by_weight():
 
 def test_resampled_actions_give_a_starved_narrow_mode_its_mass():
     """A sampler that puts a tenth of its draws in the narrow mode; the exact share is 0.2."""
-    model = SQL("MlpPolicy", OneStateEnv(1), ent_coef=1.0, seed=0, policy_kwargs={"acting_n_candidates": 256})
+    model = SQL("MlpPolicy", OneStateEnv(1), ent_coef=1.0, seed=0, device="cpu", policy_kwargs={"acting_n_candidates": 256})
     model.critic.q_networks = th.nn.ModuleList([UnequalWidthsQ()])
 
     class StarvingSampler(th.nn.Module):
@@ -166,7 +166,7 @@ def test_resampled_actions_give_a_starved_narrow_mode_its_mass():
 
 def test_resampled_actions_of_a_flat_q_are_uniform_on_the_box():
     """``exp(0 / alpha)`` is uniform on ``[-1, 1]``: the tanh Jacobian's term keeps the actions off the edges."""
-    model = SQL("MlpPolicy", OneStateEnv(1), ent_coef=1.0, seed=0, policy_kwargs={"acting_n_candidates": 64})
+    model = SQL("MlpPolicy", OneStateEnv(1), ent_coef=1.0, seed=0, device="cpu", policy_kwargs={"acting_n_candidates": 64})
     model.critic.q_networks = th.nn.ModuleList([th.nn.Sequential(th.nn.Linear(2, 1))])
     th.nn.init.zeros_(model.critic.q_networks[0][0].weight)
     th.nn.init.zeros_(model.critic.q_networks[0][0].bias)

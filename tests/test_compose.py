@@ -28,8 +28,8 @@ def test_energies_add_up_and_critics_stay_frozen(constituents):
     first, second = constituents
     before = [state(model.policy) for model in constituents]
     composed = compose(constituents, weights=[0.25, 2.0], gradient_steps=20, seed=0)
-    observations = th.as_tensor(np.stack([first.observation_space.sample() for _ in range(6)]))
-    actions = 2 * th.rand(6, 5, 2) - 1
+    observations = th.as_tensor(np.stack([first.observation_space.sample() for _ in range(6)]), device=first.device)
+    actions = 2 * th.rand(6, 5, 2, device=first.device) - 1
     with th.no_grad():
         energy = composed.policy.particle_q_values(composed.critic, observations, actions)
         expected = 0.25 * first.policy.particle_q_values(first.critic, observations, actions)

@@ -83,7 +83,8 @@ def assert_same_training_state(first, second):
         second_state = getattr(second, optimizer).optimizer.state_dict()["state"]
         for index, moments in first_state.items():
             for name, value in moments.items():
-                assert th.equal(value, second_state[index][name]), (optimizer, index, name)
+                # Adam keeps its step counts on the CPU; SB3 loads them onto the model's device.
+                assert th.equal(value.cpu(), second_state[index][name].cpu()), (optimizer, index, name)
     for name in ("observations", "actions", "rewards", "next_observations", "dones"):
         np.testing.assert_array_equal(getattr(first.replay_buffer, name), getattr(second.replay_buffer, name))
     np.testing.assert_array_equal(first._last_obs, second._last_obs)
@@ -116,7 +117,8 @@ def test_resume_after_keyboard_interrupt_is_exact(uninterrupted, tmp_path):
 def test_resume_after_sigterm_is_exact(uninterrupted, tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SIGTERM_SCRIPT)
-    environment = {"PYTHONPATH": str(Path(sb3_sql.__file__).parents[1]), "OMP_NUM_THREADS": "1", "PATH": ""}
+    python_path = os.pathsep.join(filter(None, [str(Path(sb3_sql.__file__).parents[1]), os.environ.get("PYTHONPATH")]))
+    environment = {"PYTHONPATH": python_path, "OMP_NUM_THREADS": "1", "PATH": ""}
     completed = subprocess.run([sys.executable, str(script), str(tmp_path / "run")], env=environment, timeout=300)
     assert completed.returncode == -signal.SIGTERM
     assert latest_checkpoint(str(tmp_path / "run")) == 400

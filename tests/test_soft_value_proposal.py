@@ -50,7 +50,7 @@ def quadrature_soft_value() -> float:
 @pytest.fixture(scope="module")
 def model():
     th.manual_seed(0)
-    model = SQL("MlpPolicy", OneStateEnv(2), policy_kwargs={"net_arch": [8]}, ent_coef=ALPHA, seed=0)
+    model = SQL("MlpPolicy", OneStateEnv(2), policy_kwargs={"net_arch": [8]}, ent_coef=ALPHA, seed=0, device="cpu")
     model.critic_target.q_networks = [AnalyticQ()]  # particle_q_values reads this list
     return model
 
@@ -145,7 +145,7 @@ def test_policy_and_mixture_refuse_invalid_proposals(model):
 
 def test_discrete_actions_ignore_the_proposal():
     # As the kernel settings: accepted, unused (the soft value of a discrete action space is exact).
-    model = SQL("MlpPolicy", "CartPole-v1", value_proposal="sampler", policy_kwargs={"net_arch": [8]}, seed=0)
+    model = SQL("MlpPolicy", "CartPole-v1", value_proposal="sampler", policy_kwargs={"net_arch": [8]}, seed=0, device="cpu")
     observations = th.randn(4, 4)
     exact = model.policy.soft_value(model.critic_target, observations, ALPHA)
     assert th.equal(model.policy.soft_value(model.critic_target, observations, ALPHA, proposal="sampler"), exact)

@@ -26,7 +26,8 @@ LOGGED_KEYS = [
 
 
 def small_model(**kwargs):
-    kwargs = {"learning_starts": 100, "batch_size": 32, "seed": 0, "policy_kwargs": {"net_arch": [32, 32]}, **kwargs}
+    # On the CPU wherever run: the tests below compare with CPU tensors and hand computations.
+    kwargs = {"learning_starts": 100, "batch_size": 32, "seed": 0, "device": "cpu", "policy_kwargs": {"net_arch": [32, 32]}, **kwargs}
     return SQL("MlpPolicy", "Pendulum-v1", **kwargs)
 
 
@@ -510,7 +511,9 @@ def two_modes(actions):
 
 def sampler_draws(q, steps, seed):
     """Train the sampler alone with SQL's sampler loss against the energy ``q`` (alpha 1), then draw 5000 actions."""
-    model = SQL("MlpPolicy", OneStateEnv(), ent_coef=1.0, seed=seed, learning_rate=1e-3, policy_kwargs={"net_arch": [64, 64]})
+    model = SQL(
+        "MlpPolicy", OneStateEnv(), ent_coef=1.0, seed=seed, learning_rate=1e-3, device="cpu", policy_kwargs={"net_arch": [64, 64]}
+    )
     model.critic.q_networks = th.nn.ModuleList([FixedEnergy(q)])
     observations = th.zeros(16, 1)
     for _ in range(steps):
@@ -541,7 +544,9 @@ def test_sampler_loss_keeps_both_modes_with_their_weights():
 def sampler_particle_gradient(sampler_kl_coef, particles):
     """Gradient of SQL's sampler loss with respect to given pre-tanh particles ``[1, K, 1]`` (energy -2 (a - 0.3)^2)."""
     n_particles = particles.shape[1]
-    model = SQL("MlpPolicy", OneStateEnv(), ent_coef=1.0, kernel_n_particles=n_particles, sampler_kl_coef=sampler_kl_coef)
+    model = SQL(
+        "MlpPolicy", OneStateEnv(), ent_coef=1.0, kernel_n_particles=n_particles, sampler_kl_coef=sampler_kl_coef, device="cpu"
+    )
     model.critic.q_networks = th.nn.ModuleList([FixedEnergy(lambda a: -2.0 * (a - 0.3) ** 2)])
     leaf = particles.clone().requires_grad_(True)
     model.actor.pre_tanh_particles = lambda observations, n_particles, n_detached=0: leaf
@@ -573,7 +578,7 @@ def test_sampler_loss_leaves_the_critic_without_gradient(particle_space):
     # The critic is the energy: the sampler's step takes only input gradients from it, with or
     # without the KL term's own scores.
     model = SQL("MlpPolicy", "Pendulum-v1", sampler_kl_coef=0.01, particle_space=particle_space, seed=0)
-    loss, _, _ = model.sampler_loss(th.zeros(8, 3), 1.0)
+    loss, _, _ = model.sampler_loss(th.zeros(8, 3, device=model.device), 1.0)
     loss.backward()
     assert all(p.grad is None for p in model.critic.parameters())
     assert all(p.grad is not None for p in model.actor.parameters())

@@ -114,9 +114,9 @@ def test_her_on_bit_flipping(tiny_model, tmp_path, continuous):
     assert isinstance(model.replay_buffer, HerReplayBuffer) and model._n_updates == 50
     # Relabelled goals: the sampled rewards are those of the sampled goals, not of the episode's goal.
     batch = model.replay_buffer.sample(200)
-    achieved = batch.next_observations["achieved_goal"].numpy()
-    desired = batch.observations["desired_goal"].numpy()
-    np.testing.assert_array_equal(batch.rewards.numpy().ravel(), env.compute_reward(achieved, desired, None))
+    achieved = batch.next_observations["achieved_goal"].cpu().numpy()
+    desired = batch.observations["desired_goal"].cpu().numpy()
+    np.testing.assert_array_equal(batch.rewards.cpu().numpy().ravel(), env.compute_reward(achieved, desired, None))
     model.save_replay_buffer(tmp_path / "buffer")
     size = model.replay_buffer.size()
     model.replay_buffer = None
