@@ -27,7 +27,14 @@ LOGGED_KEYS = [
 
 def small_model(**kwargs):
     # On the CPU wherever run: the tests below compare with CPU tensors and hand computations.
-    kwargs = {"learning_starts": 100, "batch_size": 32, "seed": 0, "device": "cpu", "policy_kwargs": {"net_arch": [32, 32]}, **kwargs}
+    kwargs = {
+        "learning_starts": 100,
+        "batch_size": 32,
+        "seed": 0,
+        "device": "cpu",
+        "policy_kwargs": {"net_arch": [32, 32]},
+        **kwargs,
+    }
     return SQL("MlpPolicy", "Pendulum-v1", **kwargs)
 
 
@@ -512,7 +519,13 @@ def two_modes(actions):
 def sampler_draws(q, steps, seed):
     """Train the sampler alone with SQL's sampler loss against the energy ``q`` (alpha 1), then draw 5000 actions."""
     model = SQL(
-        "MlpPolicy", OneStateEnv(), ent_coef=1.0, seed=seed, learning_rate=1e-3, device="cpu", policy_kwargs={"net_arch": [64, 64]}
+        "MlpPolicy",
+        OneStateEnv(),
+        ent_coef=1.0,
+        seed=seed,
+        learning_rate=1e-3,
+        device="cpu",
+        policy_kwargs={"net_arch": [64, 64]},
     )
     model.critic.q_networks = th.nn.ModuleList([FixedEnergy(q)])
     observations = th.zeros(16, 1)
