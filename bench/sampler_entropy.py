@@ -32,6 +32,12 @@ mixture is at most the mean over its draws (convexity). ``E_r`` is a mean over
     python bench/sampler_entropy.py bench/results/curves_v2/Hopper-v5_SQL_seed0.zip Hopper-v5
     python bench/sampler_entropy.py <model.zip> HalfCheetah-v5 --fidelity
     python bench/sampler_entropy.py <model.zip> HalfCheetah-v5 --fidelity --acting-candidates 16 64 256
+    python bench/sampler_entropy.py <sac_model.zip> HalfCheetah-v5 --fidelity --algo SAC
+
+``--algo SAC`` measures SB3's SAC the same way, as the reference point: its actor against
+``exp(Q / alpha)`` of its own critics (their minimum) and temperature. Its actor is a squashed
+Gaussian of known density, so its entropy is the exact Monte Carlo mean of ``-log pi(a | s)``, not
+an estimate from neighbours.
 
 ``--retrain N`` then trains the sampler alone (SQL's sampler loss, the critic frozen) for ``N`` more
 steps on minibatches of states, and measures again after 250, 1000 and ``N`` steps: on the measured
@@ -49,6 +55,7 @@ import math
 import gymnasium as gym
 import numpy as np
 import torch as th
+from stable_baselines3 import SAC
 
 from sb3_sql import SQL
 from sb3_sql.acting import PROPOSAL_CENTRES, KernelDensityProposal
@@ -122,8 +129,40 @@ class RefittedProposal(SquashedGaussianProposal):
         )
 
 
+def q_values(model: SQL | SAC, observation: th.Tensor, actions: th.Tensor) -> th.Tensor:
+    """``Q(s, a)``, the minimum over the model's critics, of actions ``[1, M, D]`` at one state; returns ``[1, M]``."""
+    if isinstance(model, SQL):
+        return model.policy.particle_q_values(model.critic, observation, actions)
+    n_actions = actions.shape[1]
+    each = model.critic(observation.expand(n_actions, -1), actions.squeeze(0))  # one [M, 1] per critic
+    return th.cat(each, dim=1).min(dim=1).values.unsqueeze(0)
+
+
+def temperature(model: SQL | SAC) -> float:
+    """The model's temperature ``alpha`` (SAC's learnt one, or its fixed one)."""
+    if isinstance(model, SQL):
+        return model.current_ent_coef()
+    if model.ent_coef_optimizer is not None:
+        return model.log_ent_coef.exp().item()
+    return model.ent_coef_tensor.item()
+
+
+def policy_draws(model: SQL | SAC, observation: th.Tensor, n: int) -> tuple[th.Tensor, th.Tensor | None]:
+    """``n`` pre-tanh draws of the policy at one state ``[1, n, D]``, and their log-density on the box when it is known.
+
+    SQL's sampler has no density (``None``); SAC's actor is a squashed Gaussian, ``log pi(a) = log N(u) -
+    sum_d log(1 - tanh^2 u_d)``, ``[1, n]``.
+    """
+    if isinstance(model, SQL):
+        return model.actor.pre_tanh_particles(observation, n), None
+    mean, log_std, _ = model.actor.get_action_dist_params(observation)  # [1, D] each
+    gaussian = th.distributions.Normal(mean, log_std.exp())
+    pre_tanh = gaussian.sample((n,)).transpose(0, 1)  # [1, n, D]
+    return pre_tanh, gaussian.log_prob(pre_tanh.squeeze(0)).sum(-1).unsqueeze(0) - squash_log_jacobian(pre_tanh)
+
+
 def importance_draws(
-    policy, critic, observation: th.Tensor, alpha: float, fit: SquashedGaussianProposal, n_proposal: int
+    model: SQL | SAC, observation: th.Tensor, alpha: float, fit: SquashedGaussianProposal, n_proposal: int
 ) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
     """``M`` draws of the defensive mixture of the uniform and ``fit``.
 
@@ -134,7 +173,7 @@ def importance_draws(
     uniform = 2.0 * th.rand(1, n_uniform, action_dim, device=observation.device) - 1.0
     drawn = th.cat([uniform, th.tanh(fit.sample_pre_tanh(n_proposal - n_uniform))], dim=1)  # [1, M, D]
     log_r = defensive_mixture_log_density(fit.log_density(drawn), action_dim, n_uniform / n_proposal)
-    q_drawn = policy.particle_q_values(critic, observation, drawn)  # [1, M]
+    q_drawn = q_values(model, observation, drawn)  # [1, M]
     return drawn, q_drawn, q_drawn / alpha - log_r
 
 
@@ -154,19 +193,18 @@ def resampled_kl_bound(model: SQL, observation: th.Tensor, alpha: float, log_z: 
 
 
 def fidelity_at_state(
-    model: SQL, observation: th.Tensor, n_proposal: int, n_sampler: int, acting_candidates: tuple[int, ...] = ()
+    model: SQL | SAC, observation: th.Tensor, n_proposal: int, n_sampler: int, acting_candidates: tuple[int, ...] = ()
 ) -> dict:
     """The sampler against ``exp(Q / alpha)`` at one state (``observation`` of batch 1); see the module docstring.
 
     With ``acting_candidates``, also :func:`resampled_kl_bound` for each ``M`` (keys ``kl_resampled_<M>``).
     """
-    policy, critic = model.policy, model.critic
-    alpha = model.current_ent_coef()
-    action_dim = model.actor.action_dim
+    alpha = temperature(model)
+    action_dim = model.action_space.shape[0]
     with th.no_grad():
-        fit = SquashedGaussianProposal(model.actor.pre_tanh_particles(observation, PROPOSAL_FIT))
+        fit = SquashedGaussianProposal(policy_draws(model, observation, PROPOSAL_FIT)[0])
         for _ in range(REFITS):
-            drawn, q_drawn, log_w = importance_draws(policy, critic, observation, alpha, fit, n_proposal)
+            drawn, q_drawn, log_w = importance_draws(model, observation, alpha, fit, n_proposal)
             weights = th.softmax(log_w, dim=-1).squeeze(0)  # [M]
             pre_tanh_drawn = th.atanh(drawn.squeeze(0).clamp(-1 + ACTION_CLAMP, 1 - ACTION_CLAMP))  # [M, D]
             mean = weights @ pre_tanh_drawn
@@ -174,17 +212,20 @@ def fidelity_at_state(
             covariance = (weights.unsqueeze(-1) * centred).T @ centred
             covariance = WIDEN * covariance + 1e-4 * th.eye(action_dim, device=observation.device)
             fit = RefittedProposal(mean.unsqueeze(0), covariance.unsqueeze(0))
-        drawn, q_drawn, log_w = importance_draws(policy, critic, observation, alpha, fit, n_proposal)
+        drawn, q_drawn, log_w = importance_draws(model, observation, alpha, fit, n_proposal)
         log_z = (th.logsumexp(log_w, dim=-1) - math.log(n_proposal)).item()
         weights = th.softmax(log_w, dim=-1)  # self-normalised, [1, M]
         ess = (1.0 / (weights**2).sum()).item()
         q_p = (weights * q_drawn).sum().item()  # E_p[Q], reward units
         edge_p = (weights.unsqueeze(-1) * (drawn.abs() > 1 - EDGE).float()).sum(dim=1).mean().item()
 
-        pre_tanh = model.actor.pre_tanh_particles(observation, n_sampler)  # [1, N, D]
+        pre_tanh, log_density = policy_draws(model, observation, n_sampler)  # [1, N, D], [1, N] or None
         actions = th.tanh(pre_tanh)
-        q_q = policy.particle_q_values(critic, observation, actions).mean().item()
-        entropy_q = kozachenko_leonenko_entropy(actions).item()
+        q_q = q_values(model, observation, actions).mean().item()
+        if log_density is None:
+            entropy_q = kozachenko_leonenko_entropy(actions).item()
+        else:
+            entropy_q = -log_density.mean().item()
         # The estimator on as many draws of a density of known entropy (the last refitted proposal).
         check_draws = fit.sample_pre_tanh(n_sampler)
         estimated = kozachenko_leonenko_entropy(th.tanh(check_draws)).item()
@@ -207,7 +248,7 @@ def fidelity_at_state(
 
 
 def fidelity_report(
-    model: SQL, env_id: str, states: np.ndarray, n_proposal: int, n_sampler: int, acting_candidates: tuple[int, ...] = ()
+    model: SQL | SAC, env_id: str, states: np.ndarray, n_proposal: int, n_sampler: int, acting_candidates: tuple[int, ...] = ()
 ) -> None:
     """Print the per-state means (and medians) of :func:`fidelity_at_state` over ``states``."""
     observations, _ = model.policy.obs_to_tensor(states)
@@ -216,7 +257,8 @@ def fidelity_report(
     ]
     table = {key: np.array([row[key] for row in rows]) for key in rows[0]}
     print(
-        f"{env_id}, ent_coef {model.current_ent_coef():.4f}, D = {model.actor.action_dim}, {len(states)} states, "
+        f"{type(model).__name__} on {env_id}, ent_coef {temperature(model):.4f}, D = {model.action_space.shape[0]}, "
+        f"{len(states)} states, "
         f"M = {n_proposal} proposal draws, N = {n_sampler} sampler draws per state (mean / median over states):"
     )
     labels = {
@@ -249,7 +291,7 @@ def retrain_sampler(model: SQL, observations: th.Tensor, steps: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a saved SQL model (.zip)")
+    parser.add_argument("model", help="a saved SQL model (.zip), or SAC's with --algo SAC")
     parser.add_argument("env_id", help="the environment it was trained on")
     parser.add_argument("--fidelity", action="store_true", help="the sampler against exp(Q / alpha), not the entropy alone")
     parser.add_argument("--n-states", type=int, default=50, help="with --fidelity: states evenly spaced among the 200 visited")
@@ -261,11 +303,14 @@ def main() -> None:
     parser.add_argument(
         "--acting-candidates", type=int, nargs="*", default=[], help="with --fidelity: M of the resampling policy's bound"
     )
+    parser.add_argument("--algo", choices=("SQL", "SAC"), default="SQL", help="the saved model's algorithm")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     th.set_num_threads(1)
     th.manual_seed(args.seed)
-    model = SQL.load(args.model, device="cpu")
+    model = {"SQL": SQL, "SAC": SAC}[args.algo].load(args.model, device="cpu")
+    if args.algo == "SAC" and (not args.fidelity or args.retrain or args.acting_candidates):
+        parser.error("--algo SAC measures --fidelity only, without --retrain and --acting-candidates")
     states = visited_states(model, args.env_id)
     if not args.fidelity:
         entropy_report(model, args.env_id, states)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch as th
 from envs import OneStateEnv
+from stable_baselines3 import SAC
 
 from sb3_sql import SQL
 
@@ -57,3 +58,28 @@ def test_the_resampling_policy_bound_falls_to_zero_with_more_candidates(measured
     bounds = [measured[f"kl_resampled_{m}"] for m in (1, 16, 256)]
     assert bounds[0] > 5.0 and bounds[0] > bounds[1] > bounds[2]
     assert -0.05 < bounds[2] < 1.0
+
+
+class QuadraticCritic(th.nn.Module):
+    """SAC's critic stand-in: ``(obs, actions) -> (Q,)`` with the same quadratic ``Q``."""
+
+    def forward(self, observations: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
+        return ((-CURVATURE * actions.pow(2).sum(-1)).unsqueeze(-1),)
+
+
+@pytest.mark.parametrize("log_std, kl_range", [(0.5 * math.log(ALPHA / (2 * CURVATURE)), (-0.03, 0.03)), (0.0, (5.0, 50.0))])
+def test_sac_is_measured_against_its_own_boltzmann_policy(log_std, kl_range):
+    # SAC's actor set to a Gaussian of the target's variance (tanh bends it by under 1 %): KL about 0; a
+    # standard normal before the tanh: far. Its entropy is its own exact -E[log pi], not an estimate.
+    model = SAC("MlpPolicy", OneStateEnv(DIM), ent_coef=ALPHA, seed=0, device="cpu")
+    model.critic = QuadraticCritic()
+    with th.no_grad():
+        for layer, bias in ((model.actor.mu, 0.0), (model.actor.log_std, log_std)):
+            layer.weight.zero_()
+            layer.bias.fill_(bias)
+    th.manual_seed(0)
+    measured = BENCH["fidelity_at_state"](model, th.zeros(1, 1), 16384, 4096)
+    variance = ALPHA / (2 * CURVATURE)
+    assert measured["entropy_p"] == pytest.approx(DIM * 0.5 * math.log(2 * math.pi * math.e * variance), abs=0.05)
+    assert kl_range[0] < measured["kl"] < kl_range[1]
+    assert measured["kl"] == pytest.approx(-measured["entropy_q"] - measured["q_q"] / ALPHA + measured["log_z"])
