@@ -210,7 +210,7 @@ def fidelity_at_state(
             mean = weights @ pre_tanh_drawn
             centred = pre_tanh_drawn - mean
             covariance = (weights.unsqueeze(-1) * centred).T @ centred
-            covariance = WIDEN * covariance + 1e-4 * th.eye(action_dim, device=observation.device)
+            covariance = WIDEN * 0.5 * (covariance + covariance.T) + 1e-4 * th.eye(action_dim, device=observation.device)
             fit = RefittedProposal(mean.unsqueeze(0), covariance.unsqueeze(0))
         drawn, q_drawn, log_w = importance_draws(model, observation, alpha, fit, n_proposal)
         log_z = (th.logsumexp(log_w, dim=-1) - math.log(n_proposal)).item()
