@@ -58,7 +58,6 @@ import torch as th
 from stable_baselines3 import SAC
 
 from sb3_sql import SQL
-from sb3_sql.acting import PROPOSAL_CENTRES, KernelDensityProposal
 from sb3_sql.entropy import kozachenko_leonenko_entropy
 from sb3_sql.soft_value import (
     ACTION_CLAMP,
@@ -150,15 +149,16 @@ def temperature(model: SQL | SAC) -> float:
 def policy_draws(model: SQL | SAC, observation: th.Tensor, n: int) -> tuple[th.Tensor, th.Tensor | None]:
     """``n`` pre-tanh draws of the policy at one state ``[1, n, D]``, and their log-density on the box when it is known.
 
-    SQL's sampler has no density (``None``); SAC's actor is a squashed Gaussian, ``log pi(a) = log N(u) -
-    sum_d log(1 - tanh^2 u_d)``, ``[1, n]``.
+    SQL's sampler has no density (``None``); SAC's actor is a squashed Gaussian, its log-density from
+    SB3's own distribution (``SquashedDiagGaussianDistribution.log_prob``), ``[1, n]``.
     """
     if isinstance(model, SQL):
         return model.actor.pre_tanh_particles(observation, n), None
     mean, log_std, _ = model.actor.get_action_dist_params(observation)  # [1, D] each
-    gaussian = th.distributions.Normal(mean, log_std.exp())
-    pre_tanh = gaussian.sample((n,)).transpose(0, 1)  # [1, n, D]
-    return pre_tanh, gaussian.log_prob(pre_tanh.squeeze(0)).sum(-1).unsqueeze(0) - squash_log_jacobian(pre_tanh)
+    distribution = model.actor.action_dist.proba_distribution(mean.expand(n, -1), log_std.expand(n, -1))
+    actions = distribution.sample()  # [n, D], squashed
+    pre_tanh = distribution.gaussian_actions
+    return pre_tanh.unsqueeze(0), distribution.log_prob(actions, pre_tanh).unsqueeze(0)
 
 
 def importance_draws(
@@ -177,18 +177,16 @@ def importance_draws(
     return drawn, q_drawn, q_drawn / alpha - log_r
 
 
-def resampled_kl_bound(model: SQL, observation: th.Tensor, alpha: float, log_z: float, n_candidates: int) -> float:
+def resampled_kl_bound(model: SQL, observation: th.Tensor, log_z: float, n_candidates: int) -> float:
     """Upper bound (nats) on ``KL(q_M || p)`` of the resampling policy with ``M = n_candidates`` at one state.
 
     ``log Z - mean_r log mean_m w_m`` over :data:`RESAMPLED_REPEATS` proposals (each on its own
-    sampler particles, as at every action) and ``M`` candidates each, ``w`` the pre-tanh weights of
-    ``SVGDPolicy.resampled_pre_tanh``; see the module docstring.
+    sampler particles, as at every action) and ``M`` candidates each, ``w`` the importance weights of
+    ``SVGDPolicy.resampling_candidates``; see the module docstring.
     """
     observations = observation.expand(RESAMPLED_REPEATS, -1)  # [R, obs_dim]
-    proposal = KernelDensityProposal(model.actor.pre_tanh_particles(observations, PROPOSAL_CENTRES))
-    candidates = proposal.sample(n_candidates)  # [R, M, D]
-    q_values = model.policy.particle_q_values(model.critic, observations, th.tanh(candidates))  # [R, M]
-    log_w = q_values / alpha + squash_log_jacobian(candidates) - proposal.log_density(candidates)
+    _, log_target, log_proposal = model.policy.resampling_candidates(observations, n_candidates)  # [R, M] each
+    log_w = log_target - log_proposal
     return log_z - (th.logsumexp(log_w, dim=-1) - math.log(n_candidates)).mean().item()
 
 
@@ -230,7 +228,7 @@ def fidelity_at_state(
         check_draws = fit.sample_pre_tanh(n_sampler)
         estimated = kozachenko_leonenko_entropy(th.tanh(check_draws)).item()
         estimator_error = estimated - squashed_gaussian_entropy(fit, check_draws).item()
-        resampled = {f"kl_resampled_{m}": resampled_kl_bound(model, observation, alpha, log_z, m) for m in acting_candidates}
+        resampled = {f"kl_resampled_{m}": resampled_kl_bound(model, observation, log_z, m) for m in acting_candidates}
     entropy_p = log_z - q_p / alpha
     return {
         **resampled,

@@ -554,16 +554,30 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
     def resampled_pre_tanh(self, observation: PyTorchObs) -> th.Tensor:
         """One pre-tanh action per state by sampling-importance-resampling towards ``exp(Q(s, .) / alpha)``, ``[batch, D]``.
 
-        ``acting_n_candidates`` candidates from a :class:`~sb3_sql.acting.KernelDensityProposal` on
-        :data:`~sb3_sql.acting.PROPOSAL_CENTRES` sampler particles, weighted by
-        ``exp(Q(s, tanh u) / alpha) * prod_d (1 - tanh^2 u_d) / q(u)`` (``Q``: the minimum over the
-        critics; ``alpha``: the policy's temperature ``log_ent_coef``).
+        One of the ``acting_n_candidates`` candidates of :meth:`resampling_candidates` per state, drawn
+        with probability proportional to its importance weight.
+        """
+        return importance_resample(*self.resampling_candidates(observation, self.acting_n_candidates))
+
+    def resampling_candidates(self, observation: PyTorchObs, n_candidates: int) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """Candidates of the resampling policy at each state, with the log-densities of their importance weights.
+
+        ``n_candidates`` pre-tanh candidates ``u`` from a :class:`~sb3_sql.acting.KernelDensityProposal`
+        ``q`` on :data:`~sb3_sql.acting.PROPOSAL_CENTRES` sampler particles; the target is
+        ``exp(Q(s, tanh u) / alpha) * prod_d (1 - tanh^2 u_d)`` (``Q``: the minimum over the critics;
+        ``alpha``: the policy's temperature ``log_ent_coef``), i.e. ``exp(Q(s, a) / alpha)`` seen in
+        pre-tanh space (Haarnoja et al., ICML 2017, Eq. 7; Rubin, 1988, for the resampling).
+
+        :param observation: states, batch ``B``.
+        :param n_candidates: ``M`` (at least 1).
+        :return: the candidates ``[B, M, D]`` (pre-tanh), the target's unnormalised log-density at them
+            and the proposal's log-density ``log q(u)``, each ``[B, M]`` (nats).
         """
         proposal = KernelDensityProposal(self.actor.pre_tanh_particles(observation, PROPOSAL_CENTRES))
-        candidates = proposal.sample(self.acting_n_candidates)  # [batch, M, D]
-        q_values = self.particle_q_values(self.critic, observation, th.tanh(candidates))  # [batch, M]
+        candidates = proposal.sample(n_candidates)  # [B, M, D]
+        q_values = self.particle_q_values(self.critic, observation, th.tanh(candidates))  # [B, M]
         log_target = q_values / self.log_ent_coef.exp() + squash_log_jacobian(candidates)
-        return importance_resample(candidates, log_target, proposal.log_density(candidates))
+        return candidates, log_target, proposal.log_density(candidates)
 
     def set_training_mode(self, mode: bool) -> None:
         self.actor.set_training_mode(mode)
