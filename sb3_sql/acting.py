@@ -113,14 +113,14 @@ class KernelDensityProposal:
         return th.logaddexp(math.log1p(-self.uniform_share) + log_mixture, math.log(self.uniform_share) + log_uniform)
 
 
-def importance_resample(candidates: th.Tensor, log_target: th.Tensor, log_proposal: th.Tensor) -> th.Tensor:
+def importance_resample(candidates: th.Tensor, log_weights: th.Tensor) -> th.Tensor:
     """Sampling-importance-resampling: one candidate per state, drawn with probability proportional to ``p / q``.
 
     :param candidates: pre-tanh candidates ``[batch, M, D]``, drawn from the proposal ``q``.
-    :param log_target: the target's unnormalised log-density at them, ``[batch, M]``,
-        ``Q(s, tanh u) / alpha + sum_d log(1 - tanh^2 u_d)``.
-    :param log_proposal: ``log q(u)`` at them, ``[batch, M]``.
+    :param log_weights: their log importance weights ``log p(u) - log q(u)``, ``[batch, M]`` (nats), with
+        ``log p(u) = Q(s, tanh u) / alpha + sum_d log(1 - tanh^2 u_d)`` up to a constant; no NaN or +Inf,
+        and not all -Inf at a state.
     :return: the chosen pre-tanh candidates, ``[batch, D]``.
     """
-    chosen = th.distributions.Categorical(logits=log_target - log_proposal).sample()  # [batch]
+    chosen = th.distributions.Categorical(logits=log_weights).sample()  # [batch]
     return candidates[th.arange(candidates.shape[0], device=candidates.device), chosen]

@@ -1,6 +1,7 @@
 """Checks that stop SQL before a numerical fault or a bad file can damage a model.
 
-``check_finite_update`` runs before every optimizer step of ``SQL.train()``; ``check_transitions``
+``check_finite_update`` runs before every optimizer step of ``SQL.train()``; ``check_finite_acting``
+before an action is resampled; ``check_transitions``
 before each transition enters the replay buffer; ``ObservationShapeCheck`` at each step of an
 environment ``SQL`` wraps; ``check_model_archive`` before ``SQL.load()`` reads a file.
 """
@@ -89,23 +90,11 @@ def _non_finite_cause(
             "the sampled rewards contain NaN or Inf: the environment returned them. Wrap it in "
             "stable_baselines3.common.vec_env.VecCheckNan(env, raise_exception=True) to stop at the faulty step."
         )
-    if not (_is_finite(replay_data.observations) and _is_finite(replay_data.next_observations)):
-        return (
-            "the sampled observations contain NaN or Inf: the environment returned them. Wrap it in "
-            "stable_baselines3.common.vec_env.VecCheckNan(env, raise_exception=True) to stop at the faulty step."
-        )
-    observation_scale = max(_largest_magnitude(replay_data.observations), _largest_magnitude(replay_data.next_observations))
-    if observation_scale > OBSERVATION_SCALE_LIMIT:
-        return (
-            f"the sampled observations reach |{observation_scale:.3g}|: the networks' outputs overflow float32 at this "
-            "scale. Normalize the observations (e.g. VecNormalize(env, norm_obs=True)) or rescale them in the environment."
-        )
-    parameter_scale = _largest_magnitude(parameters)
-    if parameter_scale > PARAMETER_SCALE_LIMIT:
-        return (
-            f"the {name} parameters reach |{parameter_scale:.3g}|: the previous optimizer steps moved them too far "
-            "(Adam moves each parameter by up to the learning rate per step). Lower learning_rate (e.g. 1e-3)."
-        )
+    cause = _input_or_parameter_cause(
+        "sampled observations", [replay_data.observations, replay_data.next_observations], {name: parameters}
+    )
+    if cause is not None:
+        return cause
     if name == "temperature":
         return (
             "the policy's entropy estimate or target_entropy is not finite (the temperature loss is "
@@ -117,6 +106,64 @@ def _non_finite_cause(
         f"{rewards.min().item():.3g} to {rewards.max().item():.3g}): Q / ent_coef and the soft value overflow "
         "float32. Choose ent_coef on the scale of the rewards (the reference code's 1 / reward_scale, "
         "e.g. 0.1 to 1 for rewards of order 1) or rescale the rewards (e.g. VecNormalize(norm_reward=True))."
+    )
+
+
+def _input_or_parameter_cause(
+    what: str,
+    observations: list[th.Tensor | dict[str, th.Tensor]],
+    parameters: dict[str, Iterable[th.Tensor]],
+) -> str | None:
+    """The observations (non-finite, or beyond ``OBSERVATION_SCALE_LIMIT``) or the first of the named
+    parameter groups beyond ``PARAMETER_SCALE_LIMIT``, as a likely cause; None if neither."""
+    if not all(_is_finite(batch) for batch in observations):
+        return (
+            f"the {what} contain NaN or Inf: the environment returned them. Wrap it in "
+            "stable_baselines3.common.vec_env.VecCheckNan(env, raise_exception=True) to stop at the faulty step."
+        )
+    observation_scale = max(_largest_magnitude(batch) for batch in observations)
+    if observation_scale > OBSERVATION_SCALE_LIMIT:
+        return (
+            f"the {what} reach |{observation_scale:.3g}|: the networks' outputs overflow float32 at this "
+            "scale. Normalize the observations (e.g. VecNormalize(env, norm_obs=True)) or rescale them in the environment."
+        )
+    for name, group in parameters.items():
+        parameter_scale = _largest_magnitude(group)
+        if parameter_scale > PARAMETER_SCALE_LIMIT:
+            return (
+                f"the {name} parameters reach |{parameter_scale:.3g}|: the previous optimizer steps moved them too far "
+                "(Adam moves each parameter by up to the learning rate per step). Lower learning_rate (e.g. 1e-3)."
+            )
+    return None
+
+
+def check_finite_acting(
+    log_weights: th.Tensor,
+    observations: th.Tensor | dict[str, th.Tensor],
+    parameters: dict[str, Iterable[th.Tensor]],
+    ent_coef: float,
+) -> None:
+    """Refuse to act by resampling when the importance weights are not finite (NaN, +Inf, or all -Inf at a state).
+
+    Resampling draws a candidate with probability proportional to ``exp(Q(s, a) / alpha) / q(a)``;
+    a soft Q-value that overflows (a critic blown up by a learning rate too large, observations far
+    out of scale, a temperature out of scale with the rewards) leaves no distribution to draw from.
+
+    :param log_weights: the candidates' log importance weights, ``[batch, M]`` (nats).
+    :param observations: the acted states, as the policy received them.
+    :param parameters: the networks the weights came from, by name (``"critic"``, ``"sampler"``).
+    :param ent_coef: the temperature ``alpha`` (reward units), for the message.
+    :raises FloatingPointError: if a weight is NaN or +Inf, or all of a state's are -Inf; the message names the likely cause.
+    """
+    if bool(th.isfinite(log_weights.amax(dim=-1)).all()):  # no NaN, no +Inf, and a candidate of weight > 0 per state
+        return
+    cause = _input_or_parameter_cause("observations", [observations], parameters) or (
+        f"the temperature ent_coef={ent_coef:g} is out of scale with the soft Q-values (Q / ent_coef overflows "
+        "float32). Choose ent_coef on the scale of the rewards."
+    )
+    raise FloatingPointError(
+        "SQL cannot act by resampling: the importance weights exp(Q / alpha) / q at the acted state are not "
+        f"finite. Likely cause: {cause} Nothing was changed; policy.acting_n_candidates = 0 acts with the sampler alone."
     )
 
 

@@ -31,6 +31,7 @@ from sb3_sql.acting import (
     deterministic_noise,
     importance_resample,
 )
+from sb3_sql.checks import check_finite_acting
 from sb3_sql.soft_value import (
     PROPOSAL_FIT_PARTICLES,
     VALUE_PROPOSALS,
@@ -556,8 +557,14 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
 
         One of the ``acting_n_candidates`` candidates of :meth:`resampling_candidates` per state, drawn
         with probability proportional to its importance weight.
+
+        :raises FloatingPointError: if an importance weight is not finite (``sb3_sql.checks.check_finite_acting``).
         """
-        return importance_resample(*self.resampling_candidates(observation, self.acting_n_candidates))
+        candidates, log_target, log_proposal = self.resampling_candidates(observation, self.acting_n_candidates)
+        log_weights = log_target - log_proposal
+        parameters = {"critic": self.critic.parameters(), "sampler": self.actor.parameters()}
+        check_finite_acting(log_weights, observation, parameters, float(self.log_ent_coef.exp()))
+        return importance_resample(candidates, log_weights)
 
     def resampling_candidates(self, observation: PyTorchObs, n_candidates: int) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """Candidates of the resampling policy at each state, with the log-densities of their importance weights.

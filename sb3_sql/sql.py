@@ -73,6 +73,11 @@ REFERENCE_HYPERPARAMETERS: dict[str, Any] = {
     "policy_kwargs": {"sampler_noise_skip": False, "weight_init": "glorot"},
 }
 
+#: What ``SQL`` gives the ``SVGDPolicy`` of a model it creates, where the policy's own defaults keep
+#: the earlier behaviour for models saved before (a loaded model keeps its saved settings): the
+#: sampler's noise skip.
+NEW_MODEL_POLICY_KWARGS: dict[str, Any] = {"sampler_noise_skip": True}
+
 ParticleSpace = Literal["pre_tanh", "post_tanh"]
 PARTICLE_SPACES = ("pre_tanh", "post_tanh")
 ValueProposal = Literal["uniform", "sampler"]
@@ -337,11 +342,13 @@ class SQL(OffPolicyAlgorithm):
             and issubclass(self.policy_class, SVGDPolicy)
         ):
             # New models get the sampler with the noise skip (a loaded model keeps the one it was saved with).
-            self.policy_kwargs = {"sampler_noise_skip": True, **self.policy_kwargs}
+            self.policy_kwargs = {**NEW_MODEL_POLICY_KWARGS, **self.policy_kwargs}
         elif isinstance(getattr(self, "action_space", None), spaces.Discrete):
             # No sampler, hence no noise skip: as for the kernel settings, the sampler's option is unused,
             # so that REFERENCE_HYPERPARAMETERS apply to both action kinds.
-            self.policy_kwargs = {key: value for key, value in self.policy_kwargs.items() if key != "sampler_noise_skip"}
+            self.policy_kwargs = {
+                key: value for key, value in self.policy_kwargs.items() if key not in NEW_MODEL_POLICY_KWARGS
+            }
         self.ent_coef = ent_coef
         self.target_entropy = target_entropy
         self.ent_coef_optimizer: th.optim.Adam | None = None
@@ -1063,8 +1070,14 @@ class SQL(OffPolicyAlgorithm):
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        """SB3's ``predict``, at the current temperature (see ``_sync_policy_temperature``)."""
+        """SB3's ``predict``, at the current temperature (see ``_sync_policy_temperature``).
+
+        :raises ValueError: for a stochastic action, if the temperature is not a positive finite float
+            (``current_ent_coef``).
+        """
         self._sync_policy_temperature()
+        if not deterministic and isinstance(self.ent_coef, str):
+            self.current_ent_coef()  # a learnt temperature is checked where a stochastic action uses it
         return super().predict(observation, state, episode_start, deterministic)
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:

@@ -137,7 +137,7 @@ def test_importance_resample_draws_by_weight():
     candidates = th.tensor([[[0.0], [1.0], [2.0]]]).expand(4000, -1, -1)
     log_target = th.log(th.tensor([1.0, 3.0, 0.0])).expand(4000, -1)
     th.manual_seed(0)
-    chosen = importance_resample(candidates, log_target, th.zeros(4000, 3))[:, 0]
+    chosen = importance_resample(candidates, log_target - th.zeros(4000, 3))[:, 0]
     assert set(chosen.tolist()) == {0.0, 1.0}
     assert float((chosen == 1.0).float().mean()) == pytest.approx(0.75, abs=0.03)
 

@@ -334,3 +334,23 @@ def test_set_parameters_runs_no_code_from_the_file(saved_model, tmp_path, member
         with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
             fresh.set_parameters(str(tmp_path / "crafted.zip"))
     assert not (tmp_path / "marker").exists()
+
+
+def test_acting_by_resampling_on_an_overflowing_critic_names_the_cause(tiny_model):
+    model = tiny_model("Pendulum-v1", policy_kwargs={"net_arch": [16], "acting_n_candidates": 8})
+    with th.no_grad():
+        for parameter in model.critic.parameters():
+            parameter.mul_(1e20)  # finite, but Q overflows float32: what a learning rate too large leaves
+    before = parameters(model.policy)
+    observation = model.observation_space.sample()
+    with pytest.raises(FloatingPointError, match=r"cannot act by resampling.*critic parameters reach \|.*Lower learning_rate"):
+        model.predict(observation)
+    assert same(before, parameters(model.policy))
+    model.policy.acting_n_candidates = 0  # the way out the message gives
+    assert np.all(np.isfinite(model.predict(observation)[0]))
+
+
+def test_acting_by_resampling_on_a_nan_observation_names_the_observation(tiny_model):
+    model = tiny_model("Pendulum-v1", policy_kwargs={"net_arch": [16], "acting_n_candidates": 8})
+    with pytest.raises(FloatingPointError, match=r"cannot act by resampling.*observations contain NaN or Inf"):
+        model.predict(np.array([np.nan, 0.0, 0.0], dtype=np.float32))
