@@ -9,7 +9,7 @@ environment ``SQL`` wraps; ``check_model_archive`` before ``SQL.load()`` reads a
 import os
 import pathlib
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -112,7 +112,7 @@ def _non_finite_cause(
 def _input_or_parameter_cause(
     what: str,
     observations: list[th.Tensor | dict[str, th.Tensor]],
-    parameters: dict[str, Iterable[th.Tensor]],
+    parameters: Mapping[str, Iterable[th.Tensor]],
 ) -> str | None:
     """The observations (non-finite, or beyond ``OBSERVATION_SCALE_LIMIT``) or the first of the named
     parameter groups beyond ``PARAMETER_SCALE_LIMIT``, as a likely cause; None if neither."""
@@ -140,7 +140,7 @@ def _input_or_parameter_cause(
 def check_finite_acting(
     log_weights: th.Tensor,
     observations: th.Tensor | dict[str, th.Tensor],
-    parameters: dict[str, Iterable[th.Tensor]],
+    parameters: Mapping[str, Iterable[th.Tensor]],
     ent_coef: float,
 ) -> None:
     """Refuse to act by resampling when the importance weights are not finite (NaN, +Inf, or all -Inf at a state).
