@@ -298,8 +298,9 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
         state by sampling-importance-resampling (``sb3_sql.acting``): ``M`` candidates from a kernel
         density proposal on 32 of the sampler's particles, one kept with probability proportional to
         ``exp(Q(s, a) / alpha)`` over the proposal's exact density. It costs one sampler pass of 32
-        particles and one critic pass of ``M`` actions per state. ``0`` (default): one draw of the
-        sampler, as in the paper.
+        particles and one critic pass of ``M`` actions per state. ``0`` (the policy's default, kept
+        for models saved before ``SQL`` gave new models ``M = 64``; docs, "Acting"): one draw of the
+        sampler, as in the paper and the reference code.
     :param weight_init: initialisation of the sampler's and the critic's linear layers: ``"pytorch"``
         (default) or ``"glorot"``, the reference code's (:func:`init_linear_layers`).
     :raises ValueError: if ``n_critics < 1``, ``deterministic_n_particles < 1``, ``acting_n_candidates < 0``

@@ -56,11 +56,11 @@ SelfSQL = TypeVar("SelfSQL", bound="SQL")
 #: ``SQL("MlpPolicy", env, **REFERENCE_HYPERPARAMETERS)``, including its update (particles in action
 #: space with the ``log(1 - a^2 + 1e-6)`` correction). The defaults (SAC's Polyak averaging, learning
 #: rate 1e-3 and warm-up of 100 steps; 32 particles, the multiscale kernel and the sampler's noise
-#: skip, the sampler's KL term, pre-tanh particles) were chosen on learning results and on the
-#: fidelity benchmark. The preset also takes the reference's initialisation (Glorot-uniform weights,
-#: zero biases). One difference remains: the warm-up actions are uniform (SB3), where the reference
-#: acts with the untrained sampler from the first step; docs, "Defaults, the paper and the reference
-#: code".
+#: skip, the sampler's KL term, pre-tanh particles, stochastic actions resampled towards
+#: ``exp(Q / alpha)``) were chosen on learning results and on the fidelity benchmark. The preset also
+#: takes the reference's initialisation (Glorot-uniform weights, zero biases). One difference
+#: remains: the warm-up actions are uniform (SB3), where the reference acts with the untrained
+#: sampler from the first step; docs, "Defaults, the paper and the reference code".
 REFERENCE_HYPERPARAMETERS: dict[str, Any] = {
     "learning_rate": 3e-4,
     "learning_starts": 1000,
@@ -70,13 +70,13 @@ REFERENCE_HYPERPARAMETERS: dict[str, Any] = {
     "kernel_bandwidth": "reference",
     "sampler_kl_coef": 0.0,
     "particle_space": "post_tanh",
-    "policy_kwargs": {"sampler_noise_skip": False, "weight_init": "glorot"},
+    "policy_kwargs": {"sampler_noise_skip": False, "weight_init": "glorot", "acting_n_candidates": 0},
 }
 
 #: What ``SQL`` gives the ``SVGDPolicy`` of a model it creates, where the policy's own defaults keep
 #: the earlier behaviour for models saved before (a loaded model keeps its saved settings): the
-#: sampler's noise skip.
-NEW_MODEL_POLICY_KWARGS: dict[str, Any] = {"sampler_noise_skip": True}
+#: sampler's noise skip and stochastic actions resampled among 64 candidates (docs, "Acting").
+NEW_MODEL_POLICY_KWARGS: dict[str, Any] = {"sampler_noise_skip": True, "acting_n_candidates": 64}
 
 ParticleSpace = Literal["pre_tanh", "post_tanh"]
 PARTICLE_SPACES = ("pre_tanh", "post_tanh")
@@ -218,7 +218,8 @@ class SQL(OffPolicyAlgorithm):
     :param stats_window_size: window size for the rollout logging.
     :param tensorboard_log: the log location for tensorboard (if None, no logging).
     :param policy_kwargs: additional arguments for the policy (``net_arch``, ``n_critics``, ...;
-        ``sampler_noise_skip``, on by default for new models, is the sampler's and unused for discrete actions).
+        ``sampler_noise_skip``, on by default for new models, and ``acting_n_candidates``, 64 for new
+        models, are the sampler's and unused for discrete actions).
     :param verbose: 0 no output, 1 info, 2 debug.
     :param seed: seed for the pseudo random generators.
     :param device: device (cpu, cuda, ...) on which the code should be run.
@@ -341,10 +342,11 @@ class SQL(OffPolicyAlgorithm):
             and isinstance(self.policy_class, type)
             and issubclass(self.policy_class, SVGDPolicy)
         ):
-            # New models get the sampler with the noise skip (a loaded model keeps the one it was saved with).
+            # New models get the sampler with the noise skip and act by resampling (a loaded model keeps
+            # the settings it was saved with).
             self.policy_kwargs = {**NEW_MODEL_POLICY_KWARGS, **self.policy_kwargs}
         elif isinstance(getattr(self, "action_space", None), spaces.Discrete):
-            # No sampler, hence no noise skip: as for the kernel settings, the sampler's option is unused,
+            # No sampler, hence neither option: as for the kernel settings, the sampler's options are unused,
             # so that REFERENCE_HYPERPARAMETERS apply to both action kinds.
             self.policy_kwargs = {
                 key: value for key, value in self.policy_kwargs.items() if key not in NEW_MODEL_POLICY_KWARGS

@@ -313,7 +313,20 @@ def test_reference_hyperparameters_apply_to_both_action_kinds(env_id):
     if env_id == "Pendulum-v1":
         assert not model.actor.noise_skip  # the reference sampler: a = tanh(f(s, xi))
         assert SQL("MlpPolicy", env_id).actor.noise_skip  # the default: the noise added to the output
+        assert model.policy.acting_n_candidates == 0  # the reference acts with one draw of the sampler
+        assert SQL("MlpPolicy", env_id).policy.acting_n_candidates == 64  # the default: resampled actions
     model.learn(20)
+
+
+def test_a_model_saved_before_resampled_acting_keeps_acting_with_the_sampler(tmp_path):
+    model = SQL("MlpPolicy", "Pendulum-v1", policy_kwargs={"net_arch": [16]})
+    assert model.policy.acting_n_candidates == 64
+    model.save(tmp_path / "new.zip")
+    assert SQL.load(tmp_path / "new.zip").policy.acting_n_candidates == 64
+    # An archive written before SQL gave new models acting_n_candidates=64 holds policy_kwargs without it.
+    del model.policy_kwargs["acting_n_candidates"]
+    model.save(tmp_path / "old.zip")
+    assert SQL.load(tmp_path / "old.zip").policy.acting_n_candidates == 0
 
 
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
