@@ -41,6 +41,13 @@ EXPECTED_DIFFERENCES = {
     "test_sde.py::test_state_dependent_noise[True-True-SQL]": _GSDE,
     "test_spaces.py::test_sde_multi_dim": _GSDE,
     "test_save_load.py::test_save_load_pytorch_var": _AUTO,
+    "test_gae.py::test_infinite_horizon[True-SQL]": (
+        "the critic's value of the first state after 500 steps is within 1 of 50 by chance: SQL's soft value is an "
+        "importance-sampled estimate from 16 uniform actions, not SAC's expectation under its actor; seeds 1 to 5 "
+        "give 50.25 / 66.18 / 53.60 / 55.92 / 54.63 acting with one sampler draw (acting_n_candidates=0) and "
+        "38.78 / 26.71 / 32.34 / 51.05 / 44.99 with the default resampled actions (measured on 2026-12-04); "
+        "[False-SQL], the estimate without timeout handling, is off by more than 1 as the test expects"
+    ),
     "test_save_load.py::test_save_load_policy[False-MlpPolicy-SQL]": (
         "the policy's deterministic action is the best of 32 fixed sampler draws by soft Q-value (the policy's mode); "
         "the actor alone has no critic and gives its output at zero noise (deterministic_n_particles=1 makes them equal)"
