@@ -185,8 +185,7 @@ def resampled_kl_bound(model: SQL, observation: th.Tensor, log_z: float, n_candi
     ``SVGDPolicy.resampling_candidates``; see the module docstring.
     """
     observations = observation.expand(RESAMPLED_REPEATS, -1)  # [R, obs_dim]
-    _, log_target, log_proposal = model.policy.resampling_candidates(observations, n_candidates)  # [R, M] each
-    log_w = log_target - log_proposal
+    _, log_w = model.policy.resampling_candidates(observations, n_candidates)  # [R, M]
     return log_z - (th.logsumexp(log_w, dim=-1) - math.log(n_candidates)).mean().item()
 
 

@@ -141,7 +141,7 @@ def check_finite_acting(
     log_weights: th.Tensor,
     observations: th.Tensor | dict[str, th.Tensor],
     parameters: Mapping[str, Iterable[th.Tensor]],
-    ent_coef: float,
+    ent_coef: float | th.Tensor,
 ) -> None:
     """Refuse to act by resampling when the importance weights are not finite (NaN, +Inf, or all -Inf at a state).
 
@@ -152,13 +152,14 @@ def check_finite_acting(
     :param log_weights: the candidates' log importance weights, ``[batch, M]`` (nats).
     :param observations: the acted states, as the policy received them.
     :param parameters: the networks the weights came from, by name (``"critic"``, ``"sampler"``).
-    :param ent_coef: the temperature ``alpha`` (reward units), for the message.
+    :param ent_coef: the temperature ``alpha`` (reward units): a float, or a tensor of one element (read
+        only for the message).
     :raises FloatingPointError: if a weight is NaN or +Inf, or all of a state's are -Inf; the message names the likely cause.
     """
     if bool(th.isfinite(log_weights.amax(dim=-1)).all()):  # no NaN, no +Inf, and a candidate of weight > 0 per state
         return
     cause = _input_or_parameter_cause("observations", [observations], parameters) or (
-        f"the temperature ent_coef={ent_coef:g} is out of scale with the soft Q-values (Q / ent_coef overflows "
+        f"the temperature ent_coef={float(ent_coef):g} is out of scale with the soft Q-values (Q / ent_coef overflows "
         "float32). Choose ent_coef on the scale of the rewards."
     )
     raise FloatingPointError(

@@ -561,14 +561,13 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
 
         :raises FloatingPointError: if an importance weight is not finite (``sb3_sql.checks.check_finite_acting``).
         """
-        candidates, log_target, log_proposal = self.resampling_candidates(observation, self.acting_n_candidates)
-        log_weights = log_target - log_proposal
+        candidates, log_weights = self.resampling_candidates(observation, self.acting_n_candidates)
         parameters = {"critic": self.critic.parameters(), "sampler": self.actor.parameters()}
-        check_finite_acting(log_weights, observation, parameters, float(self.log_ent_coef.exp()))
+        check_finite_acting(log_weights, observation, parameters, self.log_ent_coef.exp())
         return importance_resample(candidates, log_weights)
 
-    def resampling_candidates(self, observation: PyTorchObs, n_candidates: int) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-        """Candidates of the resampling policy at each state, with the log-densities of their importance weights.
+    def resampling_candidates(self, observation: PyTorchObs, n_candidates: int) -> tuple[th.Tensor, th.Tensor]:
+        """Candidates of the resampling policy at each state, with their log importance weights.
 
         ``n_candidates`` pre-tanh candidates ``u`` from a :class:`~sb3_sql.acting.KernelDensityProposal`
         ``q`` on :data:`~sb3_sql.acting.PROPOSAL_CENTRES` sampler particles; the target is
@@ -578,14 +577,14 @@ class SVGDPolicy(TemperatureMixin, BasePolicy):
 
         :param observation: states, batch ``B``.
         :param n_candidates: ``M`` (at least 1).
-        :return: the candidates ``[B, M, D]`` (pre-tanh), the target's unnormalised log-density at them
-            and the proposal's log-density ``log q(u)``, each ``[B, M]`` (nats).
+        :return: the candidates ``[B, M, D]`` (pre-tanh) and their log importance weights
+            ``log p(u) - log q(u)``, ``[B, M]`` (nats; ``p`` the target, unnormalised).
         """
         proposal = KernelDensityProposal(self.actor.pre_tanh_particles(observation, PROPOSAL_CENTRES))
         candidates = proposal.sample(n_candidates)  # [B, M, D]
         q_values = self.particle_q_values(self.critic, observation, th.tanh(candidates))  # [B, M]
         log_target = q_values / self.log_ent_coef.exp() + squash_log_jacobian(candidates)
-        return candidates, log_target, proposal.log_density(candidates)
+        return candidates, log_target - proposal.log_density(candidates)
 
     def set_training_mode(self, mode: bool) -> None:
         self.actor.set_training_mode(mode)
